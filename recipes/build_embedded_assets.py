@@ -30,7 +30,9 @@ def write_sample(header: str, rows: list[str], size: int, path: Path, seed: int)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--nsmc_dir", type=Path, default=Path("../shared/nsmc-rebuild"))
     parser.add_argument("--train_size", type=int, default=30_000)
     parser.add_argument("--test_size", type=int, default=5_000)

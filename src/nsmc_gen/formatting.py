@@ -77,7 +77,9 @@ class ReviewFormat:
                 text = text[len(word) :]
         return text.strip()
 
-    def prompt_ids(self, tokenizer: Any, sentiment: Sentiment | int | None = None, prompt: str = "") -> list[int]:
+    def prompt_ids(
+        self, tokenizer: Any, sentiment: Sentiment | int | None = None, prompt: str = ""
+    ) -> list[int]:
         """Token ids of :meth:`prompt`: an exact prefix of the matching training example's ids."""
         return tokenizer(self.prompt(sentiment, prompt), add_special_tokens=False)["input_ids"]
 
