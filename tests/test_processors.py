@@ -410,3 +410,12 @@ def test_processors_are_logits_processors():
     assert issubclass(NucleusLogitsProcessor, LogitsProcessor)
     assert issubclass(RepetitionPenaltyLogitsProcessor, LogitsProcessor)
     assert math.isinf(RepetitionPenaltyLogitsProcessor(INF).penalty)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import nsmc_gen.processors
+
+    result = doctest.testmod(nsmc_gen.processors, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 10 and result.failed == 0
