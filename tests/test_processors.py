@@ -342,8 +342,11 @@ OFF = dict(repetition_penalty=1.0, top_p=1.0, top_k=0, temperature=1.0)
 
 
 def generate(model, tokenizer, prompts, processors=(), seed=0, **kwargs):
-    tokenizer.padding_side = "left"
-    batch = tokenizer(prompts, return_tensors="pt", padding=True)
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"  # the fixture is session-wide
+    try:
+        batch = tokenizer(prompts, return_tensors="pt", padding=True)
+    finally:
+        tokenizer.padding_side = side
     torch.manual_seed(seed)
     out = model.generate(
         **batch,
