@@ -145,7 +145,8 @@ def test_the_rebuild_accounts_for_every_row_byte_for_byte(tmp_path):
         assert len(reference) == {"train": 150_000, "test": 50_000}[split]
         kept = {}
         for part in parts:
-            kept.update(zip(nsmc[part]["id"], zip(nsmc[part]["document"], nsmc[part]["label"], strict=True)))
+            rows = zip(nsmc[part]["document"], nsmc[part]["label"], strict=True)
+            kept.update(zip(nsmc[part]["id"], rows, strict=True))
         dropped = [row for row in reference if row["id"] not in kept]
         assert all(row["document"] == "" for row in dropped)
         assert len(kept) + len(dropped) == len(reference)

@@ -1,9 +1,9 @@
 import pytest
 import torch
+from conftest import build_tiny_model
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from conftest import build_tiny_model
 from nsmc_gen.formatting import (
     IGNORE_INDEX,
     PackedReviewCollator,
