@@ -64,9 +64,6 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from nsmc_gen.decoding import DECODING_DEFAULTS
-from nsmc_gen.modeling import EMBEDDED, KOGPT2
-
 RUN_FACTS = "nsmc_gen_run.json"
 CARD_FILE = "README.md"
 DEFAULT_DATASET = "e9t/nsmc"
@@ -75,8 +72,6 @@ _TEMPLATE_CANDIDATES = (
     Path(str(resources.files("nsmc_gen") / "assets" / "model_card.md")),
     Path(__file__).resolve().parents[2] / "model_card.md",
 )
-# Licences of known bases: the fine-tuned weights inherit them (KoGPT2 is non-commercial).
-BASE_LICENSES = {KOGPT2: "cc-by-nc-sa-4.0", EMBEDDED: "apache-2.0", None: "apache-2.0"}
 _TOKEN_PATTERNS = (
     re.compile(r"hf_[A-Za-z0-9]{8,}"),
     re.compile(r"(--(?:hub_)?token[= ])\S+"),
@@ -91,6 +86,20 @@ def default_template() -> Path:
     raise FileNotFoundError(
         f"model card template not found; looked in {[str(c) for c in _TEMPLATE_CANDIDATES]}"
     )
+
+
+def _model_names() -> tuple[str, str]:
+    """``(EMBEDDED, KOGPT2)``, imported on use: ``nsmc_gen.modeling`` imports torch (seconds)."""
+    from nsmc_gen.modeling import EMBEDDED, KOGPT2
+
+    return EMBEDDED, KOGPT2
+
+
+def base_license(base_model: str | None) -> str:
+    """The licence fine-tuned weights inherit from their base (KoGPT2's is non-commercial)."""
+    embedded, kogpt2 = _model_names()
+    licenses = {kogpt2: "cc-by-nc-sa-4.0", embedded: "apache-2.0", None: "apache-2.0"}
+    return licenses.get(base_model, "other")
 
 
 def redact_tokens(text: str) -> str:
@@ -184,16 +193,15 @@ def folder_facts(model_dir: str | Path) -> dict[str, Any]:
 
 def _hub_base_model(base_model: str | None) -> str | None:
     """A base model id the Hub can link: a Hub id, not ``embedded`` nor a local folder."""
-    if not base_model or base_model == EMBEDDED or Path(base_model).exists() or base_model.count("/") != 1:
-        return None
-    return base_model
+    is_hub_id = bool(base_model) and base_model.count("/") == 1 and not Path(base_model).exists()
+    return base_model if is_hub_id else None
 
 
 def card_data(facts: dict[str, Any], model_name: str) -> ModelCardData:
     """The card's YAML metadata: what the Hub reads (language, license, base model, results, ...)."""
     run, base = facts["run"], facts["base_model"]
     dataset = run.get("dataset") or DEFAULT_DATASET
-    license_ = run.get("license") or BASE_LICENSES.get(base, "other")
+    license_ = run.get("license") or base_license(base)
     hub_base = _hub_base_model(base)
     tags = ["korean", "nsmc", "movie-reviews", "sentiment", "nsmc-gen"]
     if facts["config"].get("model_type"):
@@ -241,6 +249,8 @@ def card_data(facts: dict[str, Any], model_name: str) -> ModelCardData:
 
 def template_values(facts: dict[str, Any], model_id: str) -> dict[str, Any]:
     """The Jinja variables of ``model_card.md``: preformatted strings, ``None`` when unknown."""
+    from nsmc_gen.decoding import DECODING_DEFAULTS  # the keys to show, in their order
+
     run, config, generation = facts["run"], facts["config"], facts["generation"]
     decoding = {key: generation.get(key) for key in DECODING_DEFAULTS}
     peft = facts["peft"]
@@ -248,7 +258,7 @@ def template_values(facts: dict[str, Any], model_id: str) -> dict[str, Any]:
         "model_id": model_id,
         "model_name": model_id.split("/")[-1],
         "base_model": facts["base_model"] or "none (trained from random initialisation)",
-        "base_is_embedded": facts["base_model"] == EMBEDDED,
+        "base_is_embedded": facts["base_model"] == _model_names()[0],
         "is_adapter": facts["is_adapter"],
         "merged": bool(run.get("merged")),
         "architecture": config.get("model_type"),
