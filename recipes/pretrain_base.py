@@ -33,7 +33,7 @@ class PretrainArguments:
     export_dir: str = field(default=str(EMBEDDED_BASE), metadata={"help": "where the shipped base goes"})
     init_from: str | None = field(
         default=None,
-        metadata={"help": "continue from this base folder (a later stage) instead of random init"},
+        metadata={"help": "continue from this base folder instead of random init"},
     )
     dropout: float = field(default=0.1, metadata={"help": "GPT-2 dropouts; 0 suits short, underfit runs"})
 
