@@ -67,10 +67,10 @@ class Strategy:
 STRATEGIES: dict[str, Strategy] = {
     "greedy": Strategy({"do_sample": False, "num_beams": 1}),
     "beam": Strategy({"do_sample": False, "early_stopping": True}, {"num_beams": 5}),
-    "sampling": Strategy({"do_sample": True, "top_k": 0, "top_p": 1.0}, {"temperature": 1.0}),
-    "top-k": Strategy({"do_sample": True, "top_p": 1.0}, {"top_k": 50, "temperature": 1.0}),
+    "sampling": Strategy({"do_sample": True, "num_beams": 1, "top_k": 0, "top_p": 1.0}, {"temperature": 1.0}),
+    "top-k": Strategy({"do_sample": True, "num_beams": 1, "top_p": 1.0}, {"top_k": 50, "temperature": 1.0}),
     "top-p": Strategy(
-        {"do_sample": True, "top_k": 0},
+        {"do_sample": True, "num_beams": 1, "top_k": 0},
         {"top_p": DECODING_DEFAULTS["top_p"], "temperature": DECODING_DEFAULTS["temperature"]},
     ),
 }
@@ -392,6 +392,7 @@ def install_custom_generate(model_dir: str | os.PathLike, review_format: ReviewF
         setattr(
             config, _custom_generate.GUIDANCE_FIELD, sentiment_guidance(_tokenizer(model_dir), review_format)
         )
+        config._from_model_config = False  # else transformers drops every extra field on loading
     else:
         config = recommended_generation_config(_tokenizer(model_dir), review_format)
     _atomic_write(model_dir / "generation_config.json", config.to_json_string(use_diff=True).encode())
