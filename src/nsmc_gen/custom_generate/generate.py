@@ -27,7 +27,7 @@ prompt itself: ``pipe("긍정")`` is guided, ``pipe("긍정", guidance_scale=1.0
 
 Example (a model folder with this file installed):
     >>> from transformers import pipeline
-    >>> pipe = pipeline("text-generation", model="path/to/model", trust_remote_code=True)
+    >>> pipe = pipeline("text-generation", "path/to/model", trust_remote_code=True)  # doctest: +SKIP
     >>> pipe("긍정", num_return_sequences=2, guidance_scale=2.0)  # doctest: +SKIP
 """
 
@@ -172,7 +172,7 @@ def opposite_sentiment_prompts(
         ...     torch.tensor([[7, 8, 5], [9, 5, 6]]), None, {"positive": [7, 8], "negative": [9]}
         ... )
         >>> ids.tolist(), mask.tolist()
-        ([[0, 9, 5], [7, 8, 6]], [[0, 1, 1], [1, 1, 1]])
+        ([[0, 0, 9, 5], [7, 8, 5, 6]], [[0, 0, 1, 1], [1, 1, 1, 1]])
     """
     if len(prompt_ids) != 2:
         raise ValueError(f"prompt_ids must hold the two sentiments' prompts, got {sorted(prompt_ids)}")
