@@ -213,7 +213,7 @@ def test_strict_penalty_never_repeats_a_token_greedy_and_beam(tiny_model, tokeni
             "이 영화",
             strategy=strategy,
             repetition_penalty=math.inf,
-            max_new_tokens=30,
+            max_new_tokens=20,
             guidance_scale=1,
             **knobs,
         )
@@ -283,8 +283,11 @@ def test_texts_keep_the_prompt_and_lose_the_sentiment_word(tiny_model, tokenizer
 
 
 def test_a_batch_of_prompts_equals_each_prompt_alone(tiny_model, tokenizer):
-    """Left padding is invisible, guided (padded negative prompts too) or not, greedy or beam."""
-    prompts = ["이 영화", "", "정말 재밌는"]
+    """Left padding is invisible, guided (padded negative prompts too) or not, greedy or beam.
+
+    transformers' own UnbatchedClassifierFreeGuidanceLogitsProcessor fails the guided cases: its
+    negative branch counts the left padding as positions."""
+    prompts = ["이 영화", ""]  # "긍정 이 영화" / "긍정": two tokens of left padding
     for options in [
         {"strategy": "greedy", "guidance_scale": 1},
         {"strategy": "greedy", "guidance_scale": 2.0},
@@ -490,7 +493,7 @@ def test_custom_generate_in_process_follows_the_model_configs_guidance(tiny_mode
     for scale in (None, 1.0, 2.5):
         set_seed(0)
         extra = {} if scale is None else {"guidance_scale": scale}
-        out = custom_generate.generate(tiny_model, input_ids=prompt, num_return_sequences=2, **extra)
+        out = custom_generate.generate(prompt, model=tiny_model, num_return_sequences=2, **extra)
         texts = [
             FMT.strip_prefix(t, "positive") for t in tokenizer.batch_decode(out, skip_special_tokens=True)
         ]
@@ -508,7 +511,7 @@ def test_custom_generate_in_process_follows_the_model_configs_guidance(tiny_mode
     with pytest.raises(
         ValueError, match="needs negative_prompt_ids, or prompts that start with a sentiment word"
     ):
-        custom_generate.generate(tiny_model, input_ids=torch.tensor([[5, 6]]), guidance_scale=2.0)
+        custom_generate.generate(input_ids=torch.tensor([[5, 6]]), model=tiny_model, guidance_scale=2.0)
 
 
 def test_install_custom_generate_copies_the_package_files_and_adds_the_guidance_field(

@@ -117,6 +117,7 @@ class GuidanceLogitsProcessor(LogitsProcessor):
         negative = torch.nn.functional.log_softmax(self._negative_logits(input_ids).to(scores.dtype), dim=-1)
         return self.guidance_scale * (scores - negative) + negative
 
+    @torch.no_grad()
     def _negative_logits(self, input_ids: torch.LongTensor) -> torch.Tensor:
         rows, width = input_ids.shape
         if self._width is None or width != self._width + 1:  # a new generation starts
@@ -308,10 +309,11 @@ def prepare(
     return {**settings, "logits_processor": processors, **model_kwargs}
 
 
-def generate(model: Any, *args: Any, **kwargs: Any) -> Any:
+def generate(*args: Any, model: Any, **kwargs: Any) -> Any:
     """``model.generate`` with our processors: what transformers runs for a model folder with remote code.
 
-    Takes and returns what ``model.generate`` does (pass the inputs as ``input_ids=``).
+    Takes and returns what ``model.generate`` does; transformers binds ``model`` by keyword
+    (``functools.partial(generate, model=model)``), so the inputs may come positionally too.
     """
     if args:
         kwargs["inputs"] = args[0]
