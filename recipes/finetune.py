@@ -20,6 +20,7 @@ import datasets
 import transformers
 from transformers import set_seed
 
+from nsmc_gen.hub import push_model
 from nsmc_gen.training import (
     build_trainer,
     last_checkpoint,
@@ -38,9 +39,7 @@ logger = logging.getLogger("finetune")
 def main(argv: list[str] | None = None, callbacks: list | None = None) -> Path:
     # ---- arguments: recipe YAML + command-line overrides, all checked before any work ----
     script_args, model_args, data_args, training_args = parse_args(argv, default_config=DEFAULT_CONFIG)
-    push = take_push_request(training_args)
-    if push:  # HUB CALL SITE: nsmc_gen.hub (Hub helper) pushes the folder in one commit; wired on merge.
-        raise ValueError("push_to_hub: nsmc_gen.hub is not available yet; push the finished folder by hand")
+    repo_id = take_push_request(training_args)  # checked now, pushed once at the end
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     log_level = training_args.get_process_log_level()
     datasets.utils.logging.set_verbosity(log_level)
@@ -82,6 +81,12 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> Path:
                 print(f"\n{sentiment}:")
                 for review in reviews:
                     print(f"  - {review}")
+
+    # ---- publish: the finished folder, one commit ----
+    if repo_id and trainer.is_world_process_zero():
+        args = training_args
+        commit = push_model(folder, repo_id, private=bool(args.hub_private_repo), token=args.hub_token)
+        print(f"pushed: {commit.commit_url}")
     return folder
 
 

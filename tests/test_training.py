@@ -18,12 +18,13 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, GenerationConfig, TrainerCallback
 
 import nsmc_gen
+from nsmc_gen.card import RUN_FACTS
 from nsmc_gen.data import read_nsmc_file
 from nsmc_gen.decoding import recommended_generation_config
 from nsmc_gen.formatting import PackedReviewCollator, ReviewCollator, tokenize_reviews
+from nsmc_gen.hub import validate_model_folder
 from nsmc_gen.modeling import EMBEDDED, NSMC_SAMPLE
 from nsmc_gen.training import (
-    FACTS_FILE,
     MERGED_DIR,
     DataArguments,
     ModelArguments,
@@ -175,6 +176,19 @@ def test_recipe_script_reports_a_bad_config_and_exits_nonzero(tmp_path):
     assert not out.exists()  # nothing started
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [([], "hub_model_id as namespace/name"), (["--hub_model_id", "org/nsmc-gen"], "no Hub token")],
+)
+def test_push_request_is_checked_before_training(tmp_path, monkeypatch, extra, message):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=message):
+        finetune.main(["--push_to_hub", *extra, "--output_dir", str(out)])
+    assert not out.exists()
+
+
 def test_max_length_beyond_the_model_positions_fails_at_load(tokenizer):
     with pytest.raises(ValueError, match="max_length must be <= 128"):
         load_model(ModelArguments(from_scratch=True), DataArguments(max_length=256))
@@ -255,8 +269,8 @@ def test_full_run_leaves_a_hub_ready_folder_with_real_figures(
     )
     folder = finetune.main(argv)
     assert folder == out
-    for name in ("model.safetensors", "config.json", "tokenizer.json", "generation_config.json", FACTS_FILE):
-        assert (out / name).is_file(), name
+    assert validate_model_folder(out).kind == "model"  # the Hub helper's own readiness check (card included)
+    assert "perplexity" in (out / "README.md").read_text(encoding="utf-8")
 
     # generation_config.json: the project's decoding defaults, written explicitly
     saved = GenerationConfig.from_pretrained(out).to_diff_dict()
@@ -272,21 +286,22 @@ def test_full_run_leaves_a_hub_ready_folder_with_real_figures(
     ):
         assert saved[key] == expected[key], key
 
-    facts = json.loads((out / FACTS_FILE).read_text(encoding="utf-8"))
+    facts = json.loads((out / RUN_FACTS).read_text(encoding="utf-8"))
     state = json.loads((out / "trainer_state.json").read_text(encoding="utf-8"))
-    assert facts["training"]["steps"] == state["global_step"] == 6
-    assert facts["dataset"]["train_rows"] == 120 - 16 and facts["dataset"]["validation_rows"] == 16
-    assert facts["base_model"] == str(tiny_model_dir) and facts["lora"] is None
-    assert 0 < facts["training"]["train_tokens"] <= facts["dataset"]["train_tokens_per_epoch"]
+    assert facts["global_step"] == state["global_step"] == 6 and facts["max_steps"] == 6
+    assert facts["train_rows"] == 120 - 16 and facts["validation_rows"] == 16
+    assert facts["base_model"] == str(tiny_model_dir) and facts["peft"] is None
+    assert facts["batch_size"] == 8 and facts["processes"] == 1
+    assert 0 < facts["train_tokens"] == state["num_input_tokens_seen"]
     # best-model selection: the final model is the best checkpoint's, and its figures are real
     perplexities = [e["eval_perplexity"] for e in state["log_history"] if "eval_perplexity" in e]
     assert len(perplexities) >= 3
-    assert facts["eval"]["perplexity"] == pytest.approx(min(perplexities), rel=1e-6)
-    assert facts["eval"]["perplexity"] == pytest.approx(math.exp(facts["eval"]["loss"]))
+    assert facts["eval_perplexity"] == pytest.approx(min(perplexities), rel=1e-6)
+    assert facts["eval_perplexity"] == pytest.approx(math.exp(facts["eval_loss"]))
     reloaded = AutoModelForCausalLM.from_pretrained(out).eval()
     nll, count = _validation_nll(reloaded, tiny_data_dir, out)
-    assert count == facts["eval"]["tokens"]
-    assert nll / count == pytest.approx(facts["eval"]["loss"], rel=1e-4)
+    assert count == facts["eval_tokens"]
+    assert nll / count == pytest.approx(facts["eval_loss"], rel=1e-4)
 
     assert list((out / "runs").rglob("events.out.tfevents.*"))  # --report_to tensorboard
     printed = capsys.readouterr().out
@@ -324,6 +339,7 @@ def test_lora_train_save_reload_merge(tiny_model_dir, tiny_data_dir, tmp_path):
         tiny_data_dir,
         out,
         *("--use_peft", "--lora_r", "4", "--lora_target_modules", "c_attn", "c_fc", "--merge_lora"),
+        *("--sample_reviews", "1"),  # generation still works on the model after the merge
         *("--max_steps", "4", "--eval_strategy", "no", "--save_strategy", "no", "--learning_rate", "2e-2"),
     )
     folder = finetune.main(argv)
@@ -332,11 +348,12 @@ def test_lora_train_save_reload_merge(tiny_model_dir, tiny_data_dir, tmp_path):
     assert adapter["fan_in_fan_out"] is True and adapter["r"] == 4
     assert adapter["base_model_name_or_path"] == str(tiny_model_dir)
     assert not (out / "model.safetensors").exists()  # the adapter only, not a copy of the base
-    for name in ("generation_config.json", FACTS_FILE, "tokenizer.json"):
-        assert (out / name).is_file() and (out / MERGED_DIR / name).is_file(), name
-    facts = json.loads((out / FACTS_FILE).read_text(encoding="utf-8"))
-    assert facts["lora"]["r"] == 4 and facts["lora"]["target_modules"] == ["c_attn", "c_fc"]
-    assert facts["trainable_parameters"] < facts["parameters"]
+    assert validate_model_folder(out).kind == "adapter"
+    assert validate_model_folder(out / MERGED_DIR).kind == "model"
+    facts = json.loads((out / RUN_FACTS).read_text(encoding="utf-8"))
+    assert facts["peft"] == {"r": 4, "alpha": 32, "dropout": 0.05, "target_modules": ["c_attn", "c_fc"]}
+    assert facts["merged"] is False
+    assert json.loads((out / MERGED_DIR / RUN_FACTS).read_text(encoding="utf-8"))["merged"] is True
 
     from peft import PeftModel
 
@@ -416,11 +433,11 @@ def test_two_process_ddp_on_cpu_with_the_embedded_default(tiny_data_dir, tmp_pat
     env = {**_subprocess_env(), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    facts = json.loads((out / FACTS_FILE).read_text(encoding="utf-8"))
+    facts = json.loads((out / RUN_FACTS).read_text(encoding="utf-8"))
     assert facts["base_model"] == EMBEDDED
-    assert facts["training"]["processes"] == 2
-    assert facts["training"]["effective_batch_size"] == 8
-    assert facts["training"]["steps"] == 32 // 8  # each process saw half of every step's batch
+    assert facts["processes"] == 2
+    assert facts["batch_size"] == 8  # 4 per process x 2
+    assert facts["global_step"] == 32 // 8  # each process saw half of every step's batch
     assert result.stdout.count("model folder:") == 1  # one main process, not two lone ones
     assert (out / "model.safetensors").is_file()
 
@@ -438,3 +455,30 @@ def test_packing_and_dynamic_padding_give_the_same_eval(tiny_model_dir, tiny_dat
         results[packing] = build_trainer(model, tokenizer, data, script, data_args, training_args).evaluate()
     assert results[True]["eval_tokens"] == results[False]["eval_tokens"]
     assert results[True]["eval_token_loss"] == pytest.approx(results[False]["eval_token_loss"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_push_to_hub_publishes_the_finished_folder_in_one_commit(tiny_model_dir, tiny_data_dir, tmp_path):
+    from hub_server import HubServer
+
+    server = HubServer({"hf_trainer_test": {"org"}}).start()
+    try:
+        out = tmp_path / "pushed"
+        argv = tiny_args(tiny_model_dir, tiny_data_dir, out, "--max_steps", "2", "--eval_strategy", "no")
+        argv += ["--save_strategy", "no", "--push_to_hub", "--hub_model_id", "org/nsmc-gen-tiny"]
+        env = {**_subprocess_env(), "OMP_NUM_THREADS": "1", "HF_ENDPOINT": server.url, "HF_HUB_OFFLINE": "0"}
+        env.update(HF_TOKEN="hf_trainer_test", HF_HUB_DISABLE_XET="1")
+        result = subprocess.run(
+            [sys.executable, str(FINETUNE), *argv], capture_output=True, text=True, env=env, timeout=300
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        commits = server.commits("model", "org/nsmc-gen-tiny")
+        assert len(commits) == 2  # the repository's creation, then ONE commit with the whole folder
+        pushed = commits[-1].files
+        assert pushed["model.safetensors"] == (out / "model.safetensors").read_bytes()
+        assert pushed["generation_config.json"] == (out / "generation_config.json").read_bytes()
+        assert b"org/nsmc-gen-tiny" in pushed["README.md"]  # the card was rendered for this repository
+        assert not any(name.startswith(("checkpoint-", "runs/")) for name in pushed)
+        assert "pushed:" in result.stdout
+    finally:
+        server.stop()

@@ -49,8 +49,9 @@ from transformers.pytorch_utils import Conv1D
 from transformers.trainer_utils import get_last_checkpoint
 
 from nsmc_gen import __version__
-from nsmc_gen.data import load_nsmc
-from nsmc_gen.decoding import DECODING_DEFAULTS, recommended_generation_config
+from nsmc_gen.card import DEFAULT_DATASET, RUN_FACTS, save_model_card
+from nsmc_gen.data import NSMC_URL, load_nsmc
+from nsmc_gen.decoding import recommended_generation_config
 from nsmc_gen.formatting import (
     IGNORE_INDEX,
     PackedReviewCollator,
@@ -62,7 +63,6 @@ from nsmc_gen.modeling import EMBEDDED, NSMC_SAMPLE, load_model_and_tokenizer
 
 logger = logging.getLogger(__name__)
 
-FACTS_FILE = "training_facts.json"  # the run's real figures, read by the model card renderer
 MERGED_DIR = "merged"  # with --use_peft --merge_lora: the merged full model, a complete folder too
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
 
@@ -486,14 +486,25 @@ def build_trainer(
     )
 
 
-def take_push_request(training_args: TrainingArguments) -> bool:
-    """Read ``--push_to_hub`` and switch the Trainer's own pushing off.
+def take_push_request(training_args: TrainingArguments) -> str | None:
+    """The Hub repository to publish to (``--push_to_hub --hub_model_id org/name``), or None.
 
-    The finished folder is pushed once by ``nsmc_gen.hub``; the Trainer would instead create the
-    repository at start and push every checkpoint.
+    Checked at start (repository id, a token), and the Trainer's own pushing is switched off: the
+    finished folder is pushed once, in one commit, by :func:`nsmc_gen.hub.push_model`, whereas the
+    Trainer would create the repository at start and push every checkpoint.
     """
     push, training_args.push_to_hub = training_args.push_to_hub, False
-    return push
+    if not push:
+        return None
+    if not training_args.hub_model_id or training_args.hub_model_id.count("/") != 1:
+        raise ValueError(
+            f"push_to_hub needs hub_model_id as namespace/name, got {training_args.hub_model_id!r}"
+        )
+    from huggingface_hub import get_token
+
+    if not (training_args.hub_token or get_token()):
+        raise ValueError("push_to_hub: no Hub token (set hub_token or HF_TOKEN, or run `hf auth login`)")
+    return training_args.hub_model_id
 
 
 def _command() -> str:
@@ -507,78 +518,66 @@ def training_facts(
     eval_metrics: dict[str, float],
     command: str | None = None,
 ) -> dict[str, Any]:
-    """The run's real figures, as the model card and ``training_facts.json`` report them."""
+    """The run's real figures in the schema of :data:`nsmc_gen.card.RUN_FACTS` (keys there), plus a
+    few of the recipe's own (precision, scheduler, packing, processes, versions)."""
     args, state = trainer.args, trainer.state
-    model = trainer.model
     train = trainer.train_dataset
     tokens_per_epoch = int(sum(train["length"]))
-    precision = (
-        "bf16" if args.bf16 else "fp16" if args.fp16 else str(next(model.parameters()).dtype).split(".")[-1]
-    )
-    lora = None
-    if model_args.use_peft:
-        lora = dict(
-            r=model_args.lora_r,
-            alpha=model_args.lora_alpha,
-            dropout=model_args.lora_dropout,
-            target_modules=sorted(model.peft_config["default"].target_modules)
-            if not isinstance(model.peft_config["default"].target_modules, str)
-            else model.peft_config["default"].target_modules,
-            merged_copy=MERGED_DIR if model_args.merge_lora else None,
-        )
-    fmt = data_args.review_format
+    lora = model_args.use_peft and trainer.model.peft_config["default"]
+    closing = next((entry for entry in reversed(state.log_history) if "train_runtime" in entry), {})
     return {
-        "base_model": model_args.model_name_or_path,
-        "from_scratch": model_args.from_scratch,
-        "architecture": type(model.get_base_model() if lora else model).__name__,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "dataset": {
-            "name": "NSMC",
-            "source": "official (e9t/nsmc)"
-            if data_args.data_dir is None
-            else _describe_data_dir(data_args.data_dir),
-            "train_rows": train.num_rows,
-            "validation_rows": trainer.eval_dataset.num_rows,
-            "train_tokens_per_epoch": tokens_per_epoch,
-            "max_length": data_args.max_length,
-            "packing": data_args.packing,
-            "format": {
-                "positive": fmt.example("<review>", 1),
-                "negative": fmt.example("<review>", 0),
-                "eos": True,
-            },
-        },
-        "training": {
-            "steps": state.global_step,
-            "epochs": round(state.epoch or 0.0, 4),
-            # Exact when the Trainer counted non-padding tokens; estimated from epochs with packing.
-            "train_tokens": state.num_input_tokens_seen or round((state.epoch or 0.0) * tokens_per_epoch),
-            "learning_rate": args.learning_rate,
-            "lr_scheduler": str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
-            "warmup_steps": args.warmup_steps,
-            "optimizer": str(getattr(args.optim, "value", args.optim)),
-            "per_device_batch_size": args.per_device_train_batch_size,
-            "gradient_accumulation_steps": args.gradient_accumulation_steps,
-            "processes": args.world_size,
-            "effective_batch_size": args.per_device_train_batch_size
-            * args.gradient_accumulation_steps
-            * args.world_size,
-            "precision": precision,
-            "seed": args.seed,
-            "train_loss": _mean_train_loss(state),
-        },
-        "eval": {
-            "split": "validation",
-            "loss": eval_metrics.get("eval_token_loss"),
-            "perplexity": eval_metrics.get("eval_perplexity"),
-            "tokens": eval_metrics.get("eval_tokens"),
-        },
-        "lora": lora,
-        "decoding": {key: value for key, value in DECODING_DEFAULTS.items()},
+        "base_model": None if model_args.from_scratch else model_args.model_name_or_path,
+        "from_scratch_config": model_args.model_name_or_path if model_args.from_scratch else None,
+        "dataset": DEFAULT_DATASET,
+        "data_source": NSMC_URL if data_args.data_dir is None else _describe_data_dir(data_args.data_dir),
+        "train_rows": train.num_rows,
+        "validation_rows": trainer.eval_dataset.num_rows,
+        "epochs": round(state.epoch or 0.0, 4),
+        "global_step": state.global_step,
+        "max_steps": args.max_steps if args.max_steps > 0 else None,
+        # Exact when the Trainer counted non-padding tokens; estimated from epochs with packing.
+        "train_tokens": state.num_input_tokens_seen or round((state.epoch or 0.0) * tokens_per_epoch),
+        "learning_rate": args.learning_rate,
+        "batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size,
+        "max_length": data_args.max_length,
+        "seed": args.seed,
+        "eval_loss": eval_metrics.get("eval_token_loss"),
+        "eval_perplexity": eval_metrics.get("eval_perplexity"),
+        "peft": {
+            "r": lora.r,
+            "alpha": lora.lora_alpha,
+            "dropout": lora.lora_dropout,
+            "target_modules": sorted(lora.target_modules)
+            if not isinstance(lora.target_modules, str)
+            else [lora.target_modules],
+        }
+        if lora
+        else None,
+        "merged": False,
+        "train_runtime_s": closing.get("train_runtime"),
+        "hardware": _hardware(args),
         "command": command or _command(),
+        # the recipe's own
+        "train_loss": closing.get("train_loss"),
+        "eval_tokens": eval_metrics.get("eval_tokens"),
+        "review_format": {"positive": data_args.positive_word, "negative": data_args.negative_word},
+        "packing": data_args.packing,
+        "processes": args.world_size,
+        "per_device_batch_size": args.per_device_train_batch_size,
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "lr_scheduler": str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
+        "warmup_steps": args.warmup_steps,
+        "optimizer": str(getattr(args.optim, "value", args.optim)),
+        "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else model_args.dtype,
         "versions": _versions(),
     }
+
+
+def _hardware(args: TrainingArguments) -> str:
+    if torch.cuda.is_available() and not args.use_cpu:
+        return f"{args.world_size} x {torch.cuda.get_device_name()}"
+    per_process = f"{os.cpu_count()} CPU cores"
+    return per_process if args.world_size == 1 else f"{args.world_size} processes on {per_process}"
 
 
 def _describe_data_dir(data_dir: str) -> str:
@@ -587,11 +586,6 @@ def _describe_data_dir(data_dir: str) -> str:
         if Path(data_dir).resolve() == NSMC_SAMPLE.resolve()
         else str(data_dir)
     )
-
-
-def _mean_train_loss(state: Any) -> float | None:
-    """The Trainer's mean training loss over the whole run (its closing log entry)."""
-    return next((entry["train_loss"] for entry in reversed(state.log_history) if "train_loss" in entry), None)
 
 
 def _versions() -> dict[str, str]:
@@ -616,11 +610,11 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 
 def _finish_folder(folder: Path, tokenizer: PreTrainedTokenizerBase, facts: dict[str, Any]) -> None:
+    """generation_config.json, the run facts, then the card rendered from the folder."""
     # Written explicitly for adapters too: pipeline()/generate() defaults differ from ours (FIELD-NOTES).
     recommended_generation_config(tokenizer).save_pretrained(folder)
-    _write_json_atomic(folder / FACTS_FILE, facts)
-    # MODEL CARD CALL SITE: nsmc_gen.card (Hub helper) renders README.md from `facts`; the lead wires it
-    # on merge. Until then a LoRA folder carries peft's generic README and a full model none.
+    _write_json_atomic(folder / RUN_FACTS, facts)
+    save_model_card(folder)  # README.md (replaces the generic one peft writes beside an adapter)
 
 
 def save_finished_model(
@@ -633,15 +627,17 @@ def save_finished_model(
     """Write output_dir as a Hub-ready folder and return the folder to publish.
 
     Weights (safetensors; the adapter with LoRA), tokenizer, ``generation_config.json`` with the
-    recommended decoding written out, ``training_facts.json``. With ``merge_lora`` the merged
-    full model goes to ``output_dir/merged`` (a complete folder too), which is then returned.
-    Only the main process writes.
+    recommended decoding written out, the run facts (:data:`nsmc_gen.card.RUN_FACTS`) and the
+    model card ``README.md``. With ``merge_lora`` the merged full model goes to
+    ``output_dir/merged`` (a complete folder too), which is then returned. Only the main process
+    writes.
     """
     output_dir = Path(trainer.args.output_dir)
     tokenizer = trainer.processing_class
     facts = training_facts(trainer, model_args, data_args, eval_metrics, command)
     unwrapped = trainer.model.get_base_model() if model_args.use_peft else trainer.model
     unwrapped.generation_config = recommended_generation_config(tokenizer)
+    unwrapped.config.use_cache = True  # for generation (training or the base may have switched it off)
     trainer.save_model(str(output_dir))  # weights + tokenizer; collective under FSDP/DeepSpeed
     if not trainer.is_world_process_zero():
         return output_dir
@@ -650,10 +646,9 @@ def save_finished_model(
         return output_dir
     merged_dir = output_dir / MERGED_DIR
     merged = trainer.model.merge_and_unload()
-    merged.generation_config = recommended_generation_config(tokenizer)
     merged.save_pretrained(merged_dir)
     tokenizer.save_pretrained(merged_dir)
-    _finish_folder(merged_dir, tokenizer, facts)
+    _finish_folder(merged_dir, tokenizer, {**facts, "merged": True})
     return merged_dir
 
 
