@@ -1,6 +1,6 @@
 """``nsmc-gen evaluate MODEL``: the decoding study on a fine-tuned model (table, JSON, plot).
 
-    nsmc-gen evaluate runs/finetune --num-reviews 100 --nsmc-dir ../shared/nsmc-rebuild
+nsmc-gen evaluate runs/finetune --num-reviews 100 --nsmc-dir ../shared/nsmc-rebuild
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from nsmc_gen.evaluation.study import STUDY_ROWS
-
     parser = subparsers.add_parser(
         "evaluate",
         help="the decoding study: control, diversity and fluency of each decoding strategy",
@@ -18,24 +16,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "writes decoding_study.md, .json and .png. The report is headed by the model's perplexity on "
         "NSMC test and the judges' own accuracy.",
     )
-    parser.add_argument("model", help="a fine-tuned model folder or Hub id ('embedded': the embedded default)")
-    parser.add_argument("--num-reviews", type=int, default=100, help="reviews per sentiment and strategy (default 100)")
-    parser.add_argument("--output-dir", default=None, help="where the report goes (default: MODEL/decoding-study, or ./decoding-study)")
+    parser.add_argument(
+        "model", help="a fine-tuned model folder or Hub id ('embedded': the embedded default)"
+    )
+    parser.add_argument(
+        "--num-reviews", type=int, default=100, help="reviews per sentiment and strategy (default 100)"
+    )
+    parser.add_argument(
+        "--output-dir",
+        default=None,
+        help="where the report goes (default: MODEL/decoding-study, or ./decoding-study)",
+    )
     parser.add_argument(
         "--nsmc-dir",
         default=None,
-        help="NSMC files for the judge, the test split and the vocabulary (default: the shipped 30k-row sample; "
-        "the full data gives a better judge)",
+        help="NSMC files for the judge, the test split and the vocabulary "
+        "(default: the shipped 30k-row sample; the full data gives a better judge)",
     )
     parser.add_argument("--seed", type=int, default=0, help="generation and sampling seed (default 0)")
     parser.add_argument(
         "--rows",
         type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
         default=None,
-        help=f"comma-separated subset of the strategies (default: all): {', '.join(STUDY_ROWS)}",
+        help="comma-separated subset of the strategies, e.g. greedy,beam-5,top-p-0.92,guidance-2 "
+        "(default: all; an unknown name lists the valid ones)",
     )
     parser.add_argument(
-        "--test-reviews", type=int, default=2000, help="NSMC test reviews for perplexity and judge accuracy (0: all)"
+        "--test-reviews",
+        type=int,
+        default=2000,
+        help="NSMC test reviews for perplexity and judge accuracy (0: all)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)

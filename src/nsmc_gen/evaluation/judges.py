@@ -57,11 +57,11 @@ class BayesJudge:
     """
 
     def __init__(
-        self, model: Any, tokenizer: Any, review_format: ReviewFormat = ReviewFormat(), batch_size: int = 32
+        self, model: Any, tokenizer: Any, review_format: ReviewFormat | None = None, batch_size: int = 32
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
-        self.review_format = review_format
+        self.review_format = review_format or ReviewFormat()
         self.batch_size = batch_size
 
     def score(self, texts: Sequence[str]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -159,7 +159,10 @@ def train_judge(texts: Sequence[str], labels: Sequence[int], **params: Any) -> T
         raise ValueError("texts and labels must have equal length and labels must contain both 0 and 1")
     p = {**JUDGE_PARAMS, **params}
     vectorizer = TfidfVectorizer(
-        analyzer=p["analyzer"], ngram_range=p["ngram_range"], min_df=p["min_df"], sublinear_tf=p["sublinear_tf"]
+        analyzer=p["analyzer"],
+        ngram_range=p["ngram_range"],
+        min_df=p["min_df"],
+        sublinear_tf=p["sublinear_tf"],
     )
     pipeline = make_pipeline(vectorizer, LogisticRegression(C=p["C"], solver="liblinear"))
     pipeline.fit(list(texts), [int(y) for y in labels])
@@ -202,7 +205,9 @@ def load_judge(
     return judge
 
 
-def sentiment_control_accuracy(texts: Sequence[str], asked_labels: Sequence[int | Sentiment], judge: Judge) -> float:
+def sentiment_control_accuracy(
+    texts: Sequence[str], asked_labels: Sequence[int | Sentiment], judge: Judge
+) -> float:
     """The share of generated texts the judge assigns the sentiment they were asked for.
 
     Args:
@@ -223,7 +228,9 @@ def control_report(
         nobody asked for gets ``None``. The judge is called once.
     """
     if len(texts) != len(asked_labels):
-        raise ValueError(f"texts and asked_labels must have equal length: {len(texts)} != {len(asked_labels)}")
+        raise ValueError(
+            f"texts and asked_labels must have equal length: {len(texts)} != {len(asked_labels)}"
+        )
     if not texts:
         raise ValueError("texts must not be empty")
     asked = [SENTIMENTS.index(normalize_sentiment(y)) for y in asked_labels]

@@ -59,14 +59,15 @@ def _cell(value: Any, fmt: str) -> str:
 def render_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown: the header facts, then one table row per strategy."""
     judges, ppl = report["judges"], report["perplexity"]
+    independent = judges["independent"]
     lines = [
         f"# Decoding study: {report['model']}",
         "",
         f"- Perplexity on NSMC test ({ppl['test_reviews']:,} reviews, review tokens + EOS after the true "
         f"sentiment prefix): **{ppl['perplexity']:.2f}** ({ppl['loss']:.3f} nats/token)",
-        f"- Independent judge ({judges['independent']['name']}, trained on {judges['independent']['train_reviews']:,} "
-        f"NSMC train reviews): accuracy **{judges['independent']['accuracy']:.3f}** on "
-        f"{judges['independent']['test_reviews']:,} NSMC test reviews",
+        f"- Independent judge ({independent['name']}, trained on {independent['train_reviews']:,} "
+        f"NSMC train reviews): accuracy **{independent['accuracy']:.3f}** on "
+        f"{independent['test_reviews']:,} NSMC test reviews",
         f"- Bayes judge (this model, log p(review | 긍정) vs log p(review | 부정)): accuracy "
         f"**{judges['bayes']['accuracy']:.3f}** on {judges['bayes']['test_reviews']:,} NSMC test reviews",
         f"- {report['num_reviews']} reviews per sentiment and strategy, seed {report['seed']}; words are "
@@ -102,16 +103,30 @@ def plot_report(report: dict[str, Any], path: Path) -> None:
     rows = report["rows"]
     reference = report.get("reference")
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.5), constrained_layout=True)
-    for ax, key, label in ((axes[0], "distinct_2", "distinct-2 (diversity)"), (axes[1], "known_words", "known words (fluency)")):
+    for ax, key, label in (
+        (axes[0], "distinct_2", "distinct-2 (diversity)"),
+        (axes[1], "known_words", "known words (fluency)"),
+    ):
         families = sorted({row["family"] for row in rows})
         colors = {family: plt.cm.tab10(i % 10) for i, family in enumerate(families)}
         for family in families:
             mine = [row for row in rows if row["family"] == family]
-            ax.scatter([r[key] for r in mine], [r["control"] for r in mine], color=colors[family], label=family, s=40)
+            ax.scatter(
+                [r[key] for r in mine], [r["control"] for r in mine], color=colors[family], label=family, s=40
+            )
         for row in rows:
-            ax.annotate(row["name"], (row[key], row["control"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            ax.annotate(
+                row["name"], (row[key], row["control"]), fontsize=7, xytext=(3, 3), textcoords="offset points"
+            )
         if reference:
-            ax.scatter([reference[key]], [reference["control"]], marker="*", s=200, color="black", label=reference["name"])
+            ax.scatter(
+                [reference[key]],
+                [reference["control"]],
+                marker="*",
+                s=200,
+                color="black",
+                label=reference["name"],
+            )
         ax.set_xlabel(label)
         ax.set_ylabel("sentiment control (independent judge)")
         ax.set_ylim(-0.02, 1.02)
@@ -129,7 +144,10 @@ def write_report(report: dict[str, Any], output_dir: str | Path) -> dict[str, Pa
         ``{"markdown": ..., "json": ..., "plot": ...}`` paths.
     """
     output_dir = Path(output_dir)
-    paths = {kind: output_dir / f"{STEM}.{ext}" for kind, ext in (("markdown", "md"), ("json", "json"), ("plot", "png"))}
+    paths = {
+        kind: output_dir / f"{STEM}.{ext}"
+        for kind, ext in (("markdown", "md"), ("json", "json"), ("plot", "png"))
+    }
     atomic_write(paths["markdown"], lambda p: p.write_text(render_markdown(report), encoding="utf-8"))
     text = json.dumps(report, ensure_ascii=False, indent=2)
     atomic_write(paths["json"], lambda p: p.write_text(text + "\n", encoding="utf-8"))

@@ -30,7 +30,7 @@ def review_log_probs(
     tokenizer: Any,
     reviews: Sequence[str],
     sentiments: Sequence[Sentiment | int] | None = None,
-    review_format: ReviewFormat = ReviewFormat(),
+    review_format: ReviewFormat | None = None,
     batch_size: int = 32,
     max_length: int = 128,
 ) -> list[torch.Tensor]:
@@ -43,7 +43,7 @@ def review_log_probs(
         sentiments: one sentiment per review (``"positive"``/``"negative"`` or 1/0): each review
             is scored after that sentiment's prefix, as in training. ``None``: no prefix, and the
             first review token (which then has no context) is not scored.
-        review_format: the prompt format the model was trained with.
+        review_format: the prompt format the model was trained with (default ``ReviewFormat()``).
         batch_size: reviews per forward pass (>= 1).
         max_length: tokens per formatted review, as in training; longer ones are cut (and then
             score no EOS).
@@ -60,8 +60,11 @@ def review_log_probs(
         encoded = tokenize_reviews({"document": reviews}, tokenizer, None, max_length)["input_ids"]
         starts = [1] * len(reviews)  # the first token is predicted from nothing: not scored
     else:
+        review_format = review_format or ReviewFormat()
         labels = [normalize_sentiment(s) for s in sentiments]
-        encoded = tokenize_reviews({"document": reviews, "label": labels}, tokenizer, review_format, max_length)
+        encoded = tokenize_reviews(
+            {"document": reviews, "label": labels}, tokenizer, review_format, max_length
+        )
         encoded = encoded["input_ids"]
         prefix_lengths = {y: len(review_format.prompt_ids(tokenizer, y)) for y in set(labels)}
         starts = [prefix_lengths[y] for y in labels]
@@ -81,9 +84,11 @@ def _score(
     for first in range(0, len(order), batch_size):
         rows = order[first : first + batch_size]
         batch = collate([{"input_ids": encoded[i]} for i in rows])
-        logits = model(
-            input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
-        ).logits[:, :-1].float()
+        logits = (
+            model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device))
+            .logits[:, :-1]
+            .float()
+        )
         targets = batch["input_ids"][:, 1:].to(device)
         # log_softmax gathered at the targets, without materialising a second vocabulary-sized tensor
         token_scores = logits.gather(-1, targets[..., None])[..., 0] - logits.logsumexp(-1)

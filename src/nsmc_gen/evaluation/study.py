@@ -17,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,13 +43,17 @@ STUDY_ROWS: dict[str, dict[str, Any]] = {
     **{f"penalty-{r}": {**_TOP_P, **_NEUTRAL, "repetition_penalty": r} for r in (1.0, 1.2, 1.5)},
     "penalty-strict": {**_TOP_P, **_NEUTRAL, "repetition_penalty": math.inf},
     "no-repeat-3": {**_TOP_P, **_NEUTRAL, "no_repeat_ngram_size": 3},
-    **{f"guidance-{g}": {**_TOP_P, **_NEUTRAL, "repetition_penalty": 1.2, "guidance_scale": g} for g in (1, 1.5, 2, 3)},
+    **{
+        f"guidance-{g}": {**_TOP_P, **_NEUTRAL, "repetition_penalty": 1.2, "guidance_scale": g}
+        for g in (1, 1.5, 2, 3)
+    },
     "default": {},
 }
 DETERMINISTIC_STRATEGIES = ("greedy", "beam")  # one review per prompt: asking N times gives N copies
 REPETITION_N = 2  # the repetition column: a word 2-gram occurring twice in one review
 SHORT = 5  # the "short output" column: fewer characters than this
-EXAMPLES = 3  # reviews per sentiment kept in the report
+EXAMPLES = 3  # distinct reviews per sentiment kept in the report
+INDEPENDENT_JUDGE = "TF-IDF char 1-3-grams + logistic regression"
 
 
 def family(name: str) -> str:
@@ -59,7 +62,9 @@ def family(name: str) -> str:
     return head if head and tail[:1].isdigit() or tail == "strict" else name
 
 
-def text_metrics(texts: Sequence[str], known_words: set[str] | frozenset[str], metrics: dict[str, Any]) -> dict[str, float]:
+def text_metrics(
+    texts: Sequence[str], known_words: set[str] | frozenset[str], metrics: dict[str, Any]
+) -> dict[str, float]:
     """Diversity, repetition, length and vocabulary columns of one set of reviews.
 
     Args:
@@ -70,7 +75,10 @@ def text_metrics(texts: Sequence[str], known_words: set[str] | frozenset[str], m
     texts = list(texts)
     words = [w for text in texts for w in text.split()]
     return {
-        **{k.replace("-", "_"): v for k, v in metrics["distinct_n"].compute(predictions=texts, ns=(1, 2)).items()},
+        **{
+            k.replace("-", "_"): v
+            for k, v in metrics["distinct_n"].compute(predictions=texts, ns=(1, 2)).items()
+        },
         **metrics["repetition_rate"].compute(predictions=texts, n=REPETITION_N),
         **metrics["self_bleu"].compute(predictions=texts),
         "mean_length": sum(map(len, texts)) / len(texts),
@@ -133,14 +141,37 @@ def test_header(
     loss, count = mean_token_loss(true_prefix)
     totals = log_likelihoods(negative, positive)
     bayes_hits = [int(pos >= neg) == y for (neg, pos), y in zip(totals.tolist(), test_labels, strict=True)]
-    perplexity = {"perplexity": math.exp(loss), "loss": loss, "num_tokens": count, "test_reviews": len(test_texts)}
+    perplexity = {
+        "perplexity": math.exp(loss),
+        "loss": loss,
+        "num_tokens": count,
+        "test_reviews": len(test_texts),
+    }
     judges = {
-        "independent": {"accuracy": control_report(test_texts, test_labels, judge)["sentiment_control_accuracy"]},
+        "independent": {
+            "accuracy": control_report(test_texts, test_labels, judge)["sentiment_control_accuracy"]
+        },
         "bayes": {"accuracy": sum(bayes_hits) / len(bayes_hits)},
     }
     for entry in judges.values():
         entry["test_reviews"] = len(test_texts)
     return perplexity, judges
+
+
+def measure(
+    texts: Sequence[str],
+    labels: Sequence[int],
+    judge: Judge,
+    bayes: BayesJudge,
+    known_words: frozenset[str],
+    metrics: dict[str, Any],
+) -> dict[str, float | None]:
+    """All the columns of one row but speed: control by both judges, then :func:`text_metrics`."""
+    return {
+        "control": control_report(texts, labels, judge)["sentiment_control_accuracy"],
+        "control_bayes": control_report(texts, labels, bayes)["sentiment_control_accuracy"],
+        **text_metrics(texts, known_words, metrics),
+    }
 
 
 def run_study(
@@ -193,39 +224,41 @@ def run_study(
     bar = tqdm(total=len(names) + 1, desc="decoding study", disable=not progress)
     bar.set_postfix_str("perplexity and judges on NSMC test")
     perplexity, judges = test_header(model, tokenizer, test["document"], test["label"], judge, bayes)
-    judges["independent"].update(name="TF-IDF char 1-3-grams + logistic regression", train_reviews=nsmc["train"].num_rows)
+    judges["independent"].update(name=INDEPENDENT_JUDGE, train_reviews=nsmc["train"].num_rows)
     bar.update()
+    generated: dict[str, tuple] = {}  # rows with the same decoding (penalty-1.0 = top-p-0.92) share it
     report_rows = []
     for name in names:
         bar.set_postfix_str(name)
         decoding = STUDY_ROWS[name]
-        texts, labels, seconds, tokens = generate_row(model, tokenizer, decoding, num_reviews, seed)
-        report_rows.append(
-            {
-                "name": name,
-                "family": family(name),
-                "decoding": decoding,
-                "deterministic": decoding.get("strategy") in DETERMINISTIC_STRATEGIES,
-                "control": control_report(texts, labels, judge)["sentiment_control_accuracy"],
-                "control_bayes": control_report(texts, labels, bayes)["sentiment_control_accuracy"],
-                **text_metrics(texts, known, metrics),
-                "tokens_per_s": tokens / seconds if seconds > 0 else None,
-                "examples": {s: texts[i * num_reviews : i * num_reviews + EXAMPLES] for i, s in enumerate(SENTIMENTS)},
-            }
-        )
+        key = repr(sorted(decoding.items()))
+        if key not in generated:
+            generated[key] = generate_row(model, tokenizer, decoding, num_reviews, seed)
+        texts, labels, seconds, tokens = generated[key]
+        row = {
+            "name": name,
+            "family": family(name),
+            "decoding": {k: "inf" if v == math.inf else v for k, v in decoding.items()},  # strict JSON
+            "deterministic": decoding.get("strategy") in DETERMINISTIC_STRATEGIES,
+            **measure(texts, labels, judge, bayes, known, metrics),
+            "tokens_per_s": tokens / seconds if seconds > 0 else None,
+        }
+        row["examples"] = {
+            sentiment: list(dict.fromkeys(t for t, y in zip(texts, labels, strict=True) if y == label))[
+                :EXAMPLES
+            ]
+            for label, sentiment in enumerate(SENTIMENTS)
+        }
+        report_rows.append(row)
         bar.update()
     bar.close()
-    # the same columns measured on real reviews: num_reviews per sentiment from the test sample
-    rng = random.Random(seed)
-    human = [i for label in (0, 1) for i in rng.sample([j for j, y in enumerate(test["label"]) if y == label], min(num_reviews, test.num_rows))]
-    human_texts = [test[i]["document"] for i in human]
-    human_labels = [test[i]["label"] for i in human]
-    reference = {
-        "name": "NSMC test",
-        "control": control_report(human_texts, human_labels, judge)["sentiment_control_accuracy"],
-        "control_bayes": control_report(human_texts, human_labels, bayes)["sentiment_control_accuracy"],
-        **text_metrics(human_texts, known, metrics),
-    }
+    # the same columns on real reviews: the first num_reviews of each sentiment in the test sample
+    human_texts, human_labels = [], []
+    for label in (0, 1):
+        texts = [t for t, y in zip(test["document"], test["label"], strict=True) if y == label][:num_reviews]
+        human_texts += texts
+        human_labels += [label] * len(texts)
+    reference = {"name": "NSMC test", **measure(human_texts, human_labels, judge, bayes, known, metrics)}
     return {
         "model": model_name,
         "num_reviews": num_reviews,

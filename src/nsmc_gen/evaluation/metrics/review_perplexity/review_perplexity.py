@@ -8,7 +8,8 @@ not counted. ``perplexity`` is the corpus perplexity ``exp(total loss / total to
 Example:
     >>> import evaluate
     >>> metric = evaluate.load("src/nsmc_gen/evaluation/metrics/review_perplexity")
-    >>> result = metric.compute(predictions=["재밌어요"], model=model, tokenizer=tok, sentiments=[1])  # doctest: +SKIP
+    >>> result = metric.compute(predictions=["재밌어요"], model=model, tokenizer=tok, sentiments=[1])
+    ... # doctest: +SKIP
     >>> sorted(result)  # doctest: +SKIP
     ['loss', 'num_tokens', 'perplexities', 'perplexity']
 """
@@ -19,7 +20,6 @@ import datasets
 import evaluate
 
 from nsmc_gen.evaluation.scoring import mean_token_loss, review_log_probs
-from nsmc_gen.formatting import ReviewFormat
 
 _KWARGS = """
 Args:
@@ -45,9 +45,7 @@ class ReviewPerplexity(evaluate.Metric):
         )
 
     def _compute(self, predictions, model, tokenizer, sentiments=None, review_format=None, batch_size=32):
-        scores = review_log_probs(
-            model, tokenizer, predictions, sentiments, review_format or ReviewFormat(), batch_size
-        )
+        scores = review_log_probs(model, tokenizer, predictions, sentiments, review_format, batch_size)
         loss, count = mean_token_loss(scores)
         return {
             "perplexity": math.exp(loss),

@@ -17,7 +17,8 @@ from sacrebleu.metrics import BLEU
 
 _CITATION = """@inproceedings{zhu2018texygen,
   title={Texygen: A Benchmarking Platform for Text Generation Models},
-  author={Zhu, Yaoming and Lu, Sidi and Zheng, Lei and Guo, Jiaxian and Zhang, Weinan and Wang, Jun and Yu, Yong},
+  author={Zhu, Yaoming and Lu, Sidi and Zheng, Lei and Guo, Jiaxian and Zhang, Weinan
+    and Wang, Jun and Yu, Yong},
   booktitle={SIGIR}, year={2018}}"""
 
 _KWARGS = """
