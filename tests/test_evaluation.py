@@ -260,9 +260,7 @@ def test_write_report_writes_table_json_and_png(tmp_path):
     ]
     assert len(table) == 1 + len(report["rows"]) + 1  # header, rows, the human reference
     assert all(line.count("|") == len(COLUMNS) + 3 for line in table)
-    assert table[1].startswith(
-        "| greedy | strategy=greedy, repetition_penalty=1.0, guidance_scale=1.0 | 0.50 |"
-    )
+    assert table[1].startswith("| greedy | strategy=greedy | 0.50 |")  # neutral knobs not repeated
     assert table[2].endswith(" 123 |") and table[1].endswith(" - |")  # greedy's missing speed: "-"
     assert "**42.00**" in paths["markdown"].read_text(encoding="utf-8")
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

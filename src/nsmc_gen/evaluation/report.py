@@ -44,6 +44,9 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         write(Path(temporary))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would hide the report from other users
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -54,6 +57,14 @@ def _cell(value: Any, fmt: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return fmt.format(value)
+
+
+NEUTRAL = {"repetition_penalty": 1.0, "guidance_scale": 1.0}  # shown only when a row changes them
+
+
+def _decoding_cell(decoding: dict[str, Any]) -> str:
+    shown = {k: v for k, v in decoding.items() if NEUTRAL.get(k) != v}
+    return ", ".join(f"{k}={v}" for k, v in shown.items()) or "generate_reviews defaults"
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -71,13 +82,14 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- Bayes judge (this model, log p(review | 긍정) vs log p(review | 부정)): accuracy "
         f"**{judges['bayes']['accuracy']:.3f}** on {judges['bayes']['test_reviews']:,} NSMC test reviews",
         f"- {report['num_reviews']} reviews per sentiment and strategy, seed {report['seed']}; words are "
-        "whitespace-separated; 'known words': share of generated words found in NSMC train reviews.",
+        "whitespace-separated; 'known words': share of generated words found in NSMC train reviews. "
+        "Repetition penalty 1.0 and guidance scale 1.0 (both off) unless a row says otherwise.",
         "",
         "| strategy | decoding | " + " | ".join(header for _, header, _ in COLUMNS) + " |",
         "|---|---|" + "---:|" * len(COLUMNS),
     ]
     for row in report["rows"]:
-        decoding = ", ".join(f"{k}={v}" for k, v in row["decoding"].items()) or "generate_reviews defaults"
+        decoding = _decoding_cell(row["decoding"])
         cells = [_cell(row.get(key), fmt) for key, _, fmt in COLUMNS]
         lines.append(f"| {row['name']} | {decoding} | " + " | ".join(cells) + " |")
     if reference := report.get("reference"):
@@ -102,36 +114,35 @@ def plot_report(report: dict[str, Any], path: Path) -> None:
 
     rows = report["rows"]
     reference = report.get("reference")
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5), constrained_layout=True)
+    families = sorted({row["family"] for row in rows})
+    colors = {family: plt.cm.tab10(i % 10) for i, family in enumerate(families)}
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5), constrained_layout=True)
     for ax, key, label in (
         (axes[0], "distinct_2", "distinct-2 (diversity)"),
         (axes[1], "known_words", "known words (fluency)"),
     ):
-        families = sorted({row["family"] for row in rows})
-        colors = {family: plt.cm.tab10(i % 10) for i, family in enumerate(families)}
         for family in families:
             mine = [row for row in rows if row["family"] == family]
-            ax.scatter(
-                [r[key] for r in mine], [r["control"] for r in mine], color=colors[family], label=family, s=40
-            )
-        for row in rows:
+            x, y = [r[key] for r in mine], [r["control"] for r in mine]
+            ax.scatter(x, y, color=colors[family], label=family, s=40)
+        for row in rows:  # the colour names the family, so the label is only the knob's value
+            text = row["name"][len(row["family"]) + 1 :] or row["name"]
             ax.annotate(
-                row["name"], (row[key], row["control"]), fontsize=7, xytext=(3, 3), textcoords="offset points"
+                text,
+                (row[key], row["control"]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+                color=colors[row["family"]],
             )
         if reference:
-            ax.scatter(
-                [reference[key]],
-                [reference["control"]],
-                marker="*",
-                s=200,
-                color="black",
-                label=reference["name"],
-            )
+            star = dict(marker="*", s=200, color="black", label=f"{reference['name']} (human)")
+            ax.scatter([reference[key]], [reference["control"]], **star)
         ax.set_xlabel(label)
         ax.set_ylabel("sentiment control (independent judge)")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, loc="lower left")
+    axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.suptitle(f"Decoding study: {report['model']} ({report['num_reviews']} reviews per sentiment)")
     fig.savefig(path, dpi=120, format="png")
     plt.close(fig)

@@ -68,7 +68,8 @@ def review_log_probs(
         encoded = encoded["input_ids"]
         prefix_lengths = {y: len(review_format.prompt_ids(tokenizer, y)) for y in set(labels)}
         starts = [prefix_lengths[y] for y in labels]
-    return _score(model, tokenizer.pad_token_id, encoded, starts, batch_size)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return _score(model, pad, encoded, starts, batch_size)
 
 
 @torch.inference_mode()
