@@ -31,7 +31,7 @@ needs_chromium = pytest.mark.skipif(
     not CHROMIUM.exists(), reason=f"Debian's Chromium is not installed ({CHROMIUM}): apt-get install chromium"
 )
 
-# Page request defaults, in _reviews' order after (model, tokenizer).
+# What the page sends, by control name.
 REQUEST = dict(
     prompt="이 영화",
     sentiment="positive",
@@ -58,7 +58,7 @@ def free_port() -> int:
 
 
 def page_outputs(model, tokenizer, **changes) -> list[str]:
-    return list(_reviews(model, tokenizer, *{**REQUEST, **changes}.values()))
+    return list(_reviews(model, tokenizer, **{**REQUEST, **changes}))
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +168,7 @@ def test_browser_generates_the_models_review_and_shows_errors_as_toasts(
     ],
 )
 def test_invalid_settings_raise_before_any_output(model, tokenizer, changes, message):
-    outputs = _reviews(model, tokenizer, *{**REQUEST, **changes}.values())
+    outputs = _reviews(model, tokenizer, **{**REQUEST, **changes})
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         next(outputs)
 

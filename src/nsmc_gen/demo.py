@@ -221,12 +221,6 @@ def build_demo(model: PreTrainedModel, tokenizer: Any, title: str = "NSMC 영화
     """
     model.eval()
 
-    def generate(*values: Any) -> Iterator[str]:
-        try:
-            yield from _reviews(model, tokenizer, *values)
-        except ValueError as error:  # a bad combination of settings: a message, not a traceback
-            raise gr.Error(str(error), print_exception=False) from error
-
     with gr.Blocks(title=title) as demo:
         gr.Markdown(
             f"# {title}\n"
@@ -234,45 +228,60 @@ def build_demo(model: PreTrainedModel, tokenizer: Any, title: str = "NSMC 영화
         )
         with gr.Row():
             with gr.Column(scale=3):
-                prompt = gr.Textbox(
-                    label="Prompt (start of the review)", placeholder="이 영화", elem_id="prompt"
-                )
-                sentiment = gr.Radio(SENTIMENT_CHOICES, value="positive", label="Sentiment")
-                strategy = gr.Radio(list(STRATEGIES), value="top-p", label="Strategy")
+                controls = {
+                    "prompt": gr.Textbox(
+                        label="Prompt (start of the review)", placeholder="이 영화", elem_id="prompt"
+                    ),
+                    "sentiment": gr.Radio(SENTIMENT_CHOICES, value="positive", label="Sentiment"),
+                    "strategy": gr.Radio(list(STRATEGIES), value="top-p", label="Strategy"),
+                }
                 with gr.Row():
-                    stream = gr.Checkbox(value=True, label="Stream tokens")
-                    seed = gr.Number(value=0, precision=0, label="Seed")
+                    controls["stream"] = gr.Checkbox(value=True, label="Stream tokens")
+                    controls["seed"] = gr.Number(value=0, precision=0, label="Seed")
                 go = gr.Button("Generate", variant="primary", elem_id="go")
                 out = gr.Textbox(label="Generated review", lines=6, elem_id="out")
             with gr.Column(scale=2):
-                min_new = gr.Slider(0, 128, value=0, step=1, label="Min new tokens", elem_id="min-new")
-                max_new = gr.Slider(
-                    1, 128, value=DECODING_DEFAULTS["max_new_tokens"], step=1, label="Max new tokens"
-                )
-                sliders = {
-                    "num_beams": gr.Slider(2, 8, value=3, step=1, label="Beams", visible=False),
-                    "top_k": gr.Slider(1, 200, value=50, step=1, label="Top-k", visible=False),
-                    "top_p": gr.Slider(
-                        0, 1, value=DECODING_DEFAULTS["top_p"], step=0.01, label="Top-p", elem_id="top-p"
-                    ),
-                    "temperature": gr.Slider(
-                        0, 2, value=DECODING_DEFAULTS["temperature"], step=0.05, label="Temperature"
-                    ),
-                }
-                penalty = gr.Slider(
-                    1, 2, value=DECODING_DEFAULTS["repetition_penalty"], step=0.05, label="Repetition penalty"
-                )
-                strict = gr.Checkbox(value=False, label="Strict penalty (a generated token never repeats)")
-                no_repeat = gr.Slider(0, 6, value=0, step=1, label="No-repeat n-gram size (0: off)")
-                samples = gr.Slider(1, 10, value=1, step=1, label="Number of samples")
+                controls |= _decoding_controls()
+        values = set(controls.values())
+
+        def generate(data: dict[gr.components.Component, Any]) -> Iterator[str]:
+            try:
+                yield from _reviews(model, tokenizer, **{name: data[c] for name, c in controls.items()})
+            except ValueError as error:  # a bad combination of settings: a message, not a traceback
+                raise gr.Error(str(error), print_exception=False) from error
 
         def show_sliders(chosen: str) -> list[Any]:
-            return [gr.update(visible=chosen in _SHOWN_FOR[name]) for name in sliders]
+            return [gr.update(visible=chosen in strategies) for strategies in _SHOWN_FOR.values()]
 
-        strategy.change(show_sliders, strategy, list(sliders.values()))
-        strict.change(lambda on: gr.update(interactive=not on), strict, penalty)
-        inputs = [prompt, sentiment, strategy, stream, seed, min_new, max_new, *sliders.values()]
-        inputs += [penalty, strict, no_repeat, samples]
-        go.click(generate, inputs, out)
-        prompt.submit(generate, inputs, out)
+        controls["strategy"].change(show_sliders, controls["strategy"], [controls[n] for n in _SHOWN_FOR])
+        controls["strict_penalty"].change(
+            lambda on: gr.update(interactive=not on),
+            controls["strict_penalty"],
+            controls["repetition_penalty"],
+        )
+        go.click(generate, values, out)
+        controls["prompt"].submit(generate, values, out)
     return demo
+
+
+def _decoding_controls() -> dict[str, gr.components.Component]:
+    """One control per decoding parameter, named as :func:`_reviews` takes them."""
+    shown = {name: "top-p" in strategies for name, strategies in _SHOWN_FOR.items()}  # the default strategy
+    return {
+        "min_new_tokens": gr.Slider(0, 128, value=0, step=1, label="Min new tokens"),
+        "max_new_tokens": gr.Slider(
+            1, 128, value=DECODING_DEFAULTS["max_new_tokens"], step=1, label="Max new tokens"
+        ),
+        "num_beams": gr.Slider(2, 8, value=3, step=1, label="Beams", visible=shown["num_beams"]),
+        "top_k": gr.Slider(1, 200, value=50, step=1, label="Top-k", visible=shown["top_k"]),
+        "top_p": gr.Slider(0, 1, value=DECODING_DEFAULTS["top_p"], step=0.01, label="Top-p"),
+        "temperature": gr.Slider(
+            0, 2, value=DECODING_DEFAULTS["temperature"], step=0.05, label="Temperature"
+        ),
+        "repetition_penalty": gr.Slider(
+            1, 2, value=DECODING_DEFAULTS["repetition_penalty"], step=0.05, label="Repetition penalty"
+        ),
+        "strict_penalty": gr.Checkbox(value=False, label="Strict penalty (a generated token never repeats)"),
+        "no_repeat_ngram_size": gr.Slider(0, 6, value=0, step=1, label="No-repeat n-gram size (0: off)"),
+        "num_samples": gr.Slider(1, 10, value=1, step=1, label="Number of samples"),
+    }
