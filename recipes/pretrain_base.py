@@ -67,6 +67,7 @@ def export_base(trainer: Trainer, export_dir: Path, eval_loss: float, command: s
     model.to(torch.float32)
     n_params = sum(p.numel() for p in model.parameters())
     tokens = trainer.state.num_input_tokens_seen or "n/a"
+    args = trainer.args
     (export_dir / "README.md").write_text(
         f"""# nsmc-gen embedded base
 
@@ -76,8 +77,11 @@ train reviews (no sentiment prefix, labels unused, the test split never seen), t
 float16. It plays the part KoGPT2 plays in the course: the base that `recipes/finetune.py`
 fine-tunes on the sentiment format.
 
-- data: NSMC-rebuild train minus the seeded 5,000-review validation carve ({trainer.train_dataset.num_rows:,} reviews)
-- steps: {trainer.state.global_step:,} (batch {trainer.args.per_device_train_batch_size}, {trainer.args.num_train_epochs} epochs), tokens seen: {tokens}
+- data: NSMC-rebuild train minus the seeded 5,000-review validation carve
+  ({trainer.train_dataset.num_rows:,} reviews)
+- steps: {trainer.state.global_step:,}
+  (batch {args.per_device_train_batch_size}, {args.num_train_epochs} epochs),
+  tokens seen: {tokens}
 - validation loss: {eval_loss:.3f} nats/token (perplexity {math.exp(eval_loss):.1f})
 - command: `{command}`
 """,
