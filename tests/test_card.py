@@ -11,22 +11,29 @@ from nsmc_gen.card import RUN_FACTS, render_model_card, save_model_card
 from nsmc_gen.decoding import recommended_generation_config
 from nsmc_gen.modeling import KOGPT2
 
-RUN = {
+RUN = {  # training_facts.json as nsmc_gen.training writes it (the keys the card reads)
     "base_model": "embedded",
-    "dataset": "e9t/nsmc",
-    "train_rows": 25_000,
-    "validation_rows": 5_000,
-    "epochs": 3.0,
-    "global_step": 1_173,
-    "train_tokens": 1_812_345,
-    "learning_rate": 5e-4,
-    "batch_size": 64,
-    "max_length": 96,
-    "seed": 7,
-    "eval_loss": 4.0301,
-    "eval_perplexity": 56.27,
-    "test_perplexity": 57.9,
-    "peft": None,
+    "from_scratch": False,
+    "dataset": {
+        "name": "NSMC",
+        "source": "official (e9t/nsmc)",
+        "train_rows": 25_000,
+        "validation_rows": 5_000,
+        "max_length": 96,
+        "packing": True,
+    },
+    "training": {
+        "steps": 1_173,
+        "epochs": 3.0,
+        "train_tokens": 1_812_345,
+        "learning_rate": 5e-4,
+        "lr_scheduler": "cosine",
+        "effective_batch_size": 64,
+        "precision": "fp32",
+        "seed": 7,
+    },
+    "eval": {"split": "validation", "loss": 4.0301, "perplexity": 56.27, "test_perplexity": 57.9},
+    "lora": None,
     "command": "accelerate launch recipes/finetune.py --hub_token hf_SECRETsecretSECRET123 --max_steps 9",
     "decoding_study": "| strategy | control |\n|---|---|\n| greedy | 0.91 |",
 }
@@ -53,11 +60,12 @@ def test_card_metadata_parses_with_the_run_figures(model_folder, tiny_model):
     perplexities = {
         r.dataset_split: r.metric_value for r in data.eval_results if r.metric_type == "perplexity"
     }
-    assert perplexities == {"validation": RUN["eval_perplexity"], "test": RUN["test_perplexity"]}
+    assert perplexities == {"validation": RUN["eval"]["perplexity"], "test": RUN["eval"]["test_perplexity"]}
     assert data.model_name == "kogpt2-nsmc"
     text = card.text
     assert 'pipeline("text-generation", model="org/kogpt2-nsmc")' in text
-    assert "1,812,345" in text and "25,000 training reviews" in text
+    assert "1,812,345" in text and "25,000 training reviews" in text and "cosine schedule" in text
+    assert "| Training length | 3.00 epochs, 1,173 optimizer steps |" in text
     assert "| greedy | 0.91 |" in text
     assert f"{tiny_model.num_parameters() / 1e3:.1f} k" in text
     assert "slurs" in text and "poiler" in text
@@ -139,3 +147,27 @@ def test_save_is_atomic_and_replaces(model_folder):
     save_model_card(model_folder)
     assert ModelCard.load(model_folder / "README.md").data.language == "ko"
     assert not [p for p in model_folder.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_merged_lora_copy_says_so(model_folder):
+    lora = {
+        "r": 8,
+        "alpha": 16,
+        "dropout": 0.05,
+        "target_modules": ["c_proj", "c_attn"],
+        "merged_copy": "merged",
+    }
+    (model_folder / RUN_FACTS).write_text(
+        json.dumps({**RUN, "base_model": KOGPT2, "lora": lora}), encoding="utf-8"
+    )
+    card = render_model_card(model_folder)
+    assert card.data.library_name == "transformers" and "lora" in card.data.tags
+    assert "**merged** into the weights of `skt/kogpt2-base-v2`" in card.text
+    assert "r=8, alpha=16, dropout=0.05, target modules: c_attn, c_proj" in card.text
+
+
+def test_from_scratch_run_names_no_base(model_folder):
+    (model_folder / RUN_FACTS).write_text(json.dumps({**RUN, "from_scratch": True}), encoding="utf-8")
+    card = render_model_card(model_folder)
+    assert card.data.base_model is None
+    assert "none (trained from random initialisation)" in card.text

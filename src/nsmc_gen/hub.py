@@ -44,7 +44,7 @@ from huggingface_hub import (
 )
 from huggingface_hub.errors import HfHubHTTPError
 
-from nsmc_gen.card import CARD_FILE, RUN_FACTS, read_json, redact_tokens, save_model_card
+from nsmc_gen.card import CARD_FILE, RUN_FACTS, read_json, redact_tokens, save_model_card, write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ def merge_adapter(adapter_dir: str | Path, output_dir: str | Path) -> Path:
 
     The base model is loaded from the adapter's ``base_model_name_or_path`` (a Hub id or a
     folder). Tokenizer files, ``generation_config.json``, ``custom_generate/`` and the run facts
-    (with ``merged: true``) are carried over; the card is rendered anew.
+    (with the LoRA settings, which mark the copy as merged) are carried over; the card is rendered anew.
 
     Example:
         >>> merge_adapter("out/kogpt2-nsmc-lora", "out/kogpt2-nsmc-merged")  # doctest: +SKIP
@@ -242,10 +242,12 @@ def merge_adapter(adapter_dir: str | Path, output_dir: str | Path) -> Path:
             shutil.copy2(adapter_dir / name, output_dir / name)
     if (adapter_dir / "custom_generate").is_dir():
         shutil.copytree(adapter_dir / "custom_generate", output_dir / "custom_generate", dirs_exist_ok=True)
-    run = read_json(adapter_dir / RUN_FACTS) or {}
-    adapter_config = read_json(adapter_dir / "adapter_config.json") or {}
-    run = {"base_model": adapter_config.get("base_model_name_or_path"), **run, "merged": True}
-    (output_dir / RUN_FACTS).write_text(json.dumps(run, indent=2, ensure_ascii=False), encoding="utf-8")
+    adapter = read_json(adapter_dir / "adapter_config.json") or {}
+    lora = {"r": adapter.get("r"), "alpha": adapter.get("lora_alpha"), "dropout": adapter.get("lora_dropout")}
+    lora["target_modules"] = adapter.get("target_modules")
+    facts = read_json(adapter_dir / RUN_FACTS) or {}
+    facts = {"base_model": adapter.get("base_model_name_or_path"), **facts, "lora": facts.get("lora") or lora}
+    write_atomic(output_dir / RUN_FACTS, json.dumps(facts, indent=2, ensure_ascii=False))
     save_model_card(output_dir)
     return output_dir
 
