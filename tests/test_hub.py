@@ -30,15 +30,19 @@ from huggingface_hub import ModelCard
 import nsmc_gen
 from nsmc_gen.card import RUN_FACTS, save_model_card
 from nsmc_gen.decoding import DECODING_DEFAULTS, recommended_generation_config
-from nsmc_gen.hub import ModelFolder, merge_adapter, prepare_dataset_folder, push_model, validate_model_folder
+from nsmc_gen.hub import (
+    HubPushError,
+    ModelFolder,
+    merge_adapter,
+    prepare_dataset_folder,
+    push_model,
+    validate_model_folder,
+)
 
 TOKEN = "hf_TestTokenNeverPrinted0123456789"
 SRC = str(Path(nsmc_gen.__file__).resolve().parents[1])
-RUN = {
-    "base_model": "embedded",
-    "training": {"steps": 12},
-    "eval": {"perplexity": 99.5},
-}  # training_facts.json
+# training_facts.json, as nsmc_gen.training writes it (the few keys these tests need)
+RUN = {"base_model": "embedded", "training": {"steps": 12}, "eval": {"perplexity": 99.5}}
 # What the test processes run: one function of nsmc_gen.hub, its result or its HubPushError as JSON.
 HUB_CALL = """
 import json, sys
@@ -182,6 +186,13 @@ def test_no_token_is_a_clear_error(model_dir, monkeypatch):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     with pytest.raises(ValueError, match="no Hub token: set HF_TOKEN or run `hf auth login`"):
         push_model(model_dir, "org/anon", render_card=False)
+
+
+def test_offline_mode_is_named_not_mistaken_for_a_network_failure(model_dir):
+    with pytest.raises(HubPushError, match="HF_HUB_OFFLINE is set") as error:  # conftest sets it
+        push_model(model_dir, "org/offline-mode", token=TOKEN, render_card=False)
+    assert error.value.retry_safe and TOKEN not in str(error.value)
+    assert "Nothing was uploaded" in str(error.value)
 
 
 def test_bad_repo_id_is_named(model_dir):
