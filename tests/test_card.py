@@ -171,3 +171,12 @@ def test_from_scratch_run_names_no_base(model_folder):
     card = render_model_card(model_folder)
     assert card.data.base_model is None
     assert "none (trained from random initialisation)" in card.text
+
+
+def test_unknown_base_licence_is_not_guessed(model_folder):
+    (model_folder / RUN_FACTS).write_text(
+        json.dumps({**RUN, "base_model": "someorg/other-gpt"}), encoding="utf-8"
+    )
+    card = render_model_card(model_folder)
+    assert card.data.base_model == "someorg/other-gpt"
+    assert card.data.license is None and "see the base model's card" in card.text

@@ -125,11 +125,14 @@ def _model_names() -> tuple[str, str]:
     return EMBEDDED, KOGPT2
 
 
-def base_license(base_model: str | None) -> str:
-    """The licence fine-tuned weights inherit from their base (KoGPT2's is non-commercial)."""
+def base_license(base_model: str | None) -> str | None:
+    """The licence fine-tuned weights inherit from their base (KoGPT2's is non-commercial).
+
+    ``None`` for other bases: the card then points to the base model's licence rather than guess.
+    """
     embedded, kogpt2 = _model_names()
     licenses = {kogpt2: "cc-by-nc-sa-4.0", embedded: "apache-2.0", None: "apache-2.0"}
-    return licenses.get(base_model, "other")
+    return licenses.get(base_model)
 
 
 def redact_tokens(text: str) -> str:
