@@ -78,6 +78,14 @@ def test_decoding_defaults_come_from_the_folder(model_folder):
     assert "top_p=0.85" in text
 
 
+def test_local_data_paths_stay_private(model_folder):
+    assert "Data source | official (e9t/nsmc) |" in render_model_card(model_folder).text
+    facts = {**RUN, "dataset": {**RUN["dataset"], "source": "/home/someone/nsmc"}}
+    (model_folder / RUN_FACTS).write_text(json.dumps(facts), encoding="utf-8")
+    text = render_model_card(model_folder).text
+    assert "/home/someone" not in text and "Data source | a local copy of the NSMC files |" in text
+
+
 def test_token_never_reaches_the_card(model_folder):
     text = str(render_model_card(model_folder))
     assert "hf_SECRET" not in text and "SECRETsecret" not in text

@@ -293,6 +293,13 @@ def card_data(facts: dict[str, Any], model_name: str) -> ModelCardData:
     )
 
 
+def _public_source(source: str | None) -> str | None:
+    """Where the data came from, without publishing a path on the user's disk."""
+    if source and (Path(source).is_absolute() or source.startswith((".", "~"))):
+        return "a local copy of the NSMC files"
+    return source
+
+
 def template_values(facts: dict[str, Any], model_id: str) -> dict[str, Any]:
     """The Jinja variables of ``model_card.md``: preformatted strings, ``None`` when unknown."""
     from nsmc_gen.decoding import DECODING_DEFAULTS  # the keys to show, in their order
@@ -317,7 +324,7 @@ def template_values(facts: dict[str, Any], model_id: str) -> dict[str, Any]:
         "decoding_kwargs": ", ".join(f"{k}={v!r}" for k, v in decoding.items() if v is not None),
         "has_custom_generate": facts["has_custom_generate"],
         "dataset": run.get("dataset") or DEFAULT_DATASET,
-        "data_source": _fmt(run.get("data_source")),
+        "data_source": _public_source(run.get("data_source")),
         "train_rows": _fmt(run.get("train_rows"), ","),
         "validation_rows": _fmt(run.get("validation_rows"), ","),
         "epochs": _fmt(run.get("epochs"), ".2f"),

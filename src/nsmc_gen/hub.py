@@ -495,7 +495,7 @@ def dataset_card(nsmc: Any, repo_id: str, source: str) -> DatasetCard:
     MetadataConfigs({"default": {"data_files": data_files}}).to_dataset_card_data(data)
     split_dict = SplitDict()
     for name, rows in splits.items():
-        split_dict.add(SplitInfo(name=name, num_examples=rows))
+        split_dict.add(SplitInfo(name=name, num_bytes=nsmc[name].data.nbytes, num_examples=rows))
     info = DatasetInfo(features=next(iter(nsmc.values())).features, splits=split_dict)
     DatasetInfosDict({"default": info}).to_dataset_card_data(data)
     return DatasetCard.from_template(
@@ -554,7 +554,8 @@ def push_dataset(
     _check_repo_id(repo_id)
     _resolve_token(token)  # fail before the (long) preparation
     nsmc = load_nsmc(data_dir=data_dir, validation_size=validation_size, seed=seed)
-    source = str(data_dir) if data_dir is not None else NSMC_URL
+    # a local path would tell the world about the user's disk: name the files' origin instead
+    source = NSMC_URL if data_dir is None else f"local copies of the official files ({NSMC_URL})"
     with tempfile.TemporaryDirectory(prefix="nsmc-gen-dataset-") as scratch:
         files = prepare_dataset_folder(nsmc, scratch, repo_id, source=source)
         return _commit_folder(
