@@ -57,7 +57,6 @@ TOKENIZER_FILES = (
     "added_tokens.json",
     "chat_template.jinja",
 )
-MODEL_FILES = ("config.json", "generation_config.json", CARD_FILE)
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 # Files the push owns in the repository: a stale one (an old shard, the adapter config after a
 # switch to the merged model) would change what from_pretrained loads, so it is deleted in the
@@ -434,6 +433,7 @@ def push_model(
         >>> push_model("out/kogpt2-nsmc-lora", "org/kogpt2-nsmc", merge=True)  # doctest: +SKIP
     """
     _check_repo_id(repo_id)
+    token = _resolve_token(token)  # before a merge that may take minutes
     model_dir = Path(model_dir)
     with tempfile.TemporaryDirectory(prefix="nsmc-gen-merged-") as scratch:
         if merge:
