@@ -11,29 +11,27 @@ from nsmc_gen.card import RUN_FACTS, render_model_card, save_model_card
 from nsmc_gen.decoding import recommended_generation_config
 from nsmc_gen.modeling import KOGPT2
 
-RUN = {  # training_facts.json as nsmc_gen.training writes it (the keys the card reads)
+RUN = {  # nsmc_gen_run.json as nsmc_gen.training writes it (the keys the card reads)
     "base_model": "embedded",
-    "from_scratch": False,
-    "dataset": {
-        "name": "NSMC",
-        "source": "official (e9t/nsmc)",
-        "train_rows": 25_000,
-        "validation_rows": 5_000,
-        "max_length": 96,
-        "packing": True,
-    },
-    "training": {
-        "steps": 1_173,
-        "epochs": 3.0,
-        "train_tokens": 1_812_345,
-        "learning_rate": 5e-4,
-        "lr_scheduler": "cosine",
-        "effective_batch_size": 64,
-        "precision": "fp32",
-        "seed": 7,
-    },
-    "eval": {"split": "validation", "loss": 4.0301, "perplexity": 56.27, "test_perplexity": 57.9},
-    "lora": None,
+    "dataset": "e9t/nsmc",
+    "data_source": "https://raw.githubusercontent.com/e9t/nsmc/master/",
+    "train_rows": 25_000,
+    "validation_rows": 5_000,
+    "epochs": 3.0,
+    "global_step": 1_173,
+    "train_tokens": 1_812_345,
+    "learning_rate": 5e-4,
+    "lr_scheduler": "cosine",
+    "batch_size": 64,
+    "max_length": 96,
+    "packing": True,
+    "precision": "float32",
+    "seed": 7,
+    "eval_loss": 4.0301,
+    "eval_perplexity": 56.27,
+    "test_perplexity": 57.9,
+    "peft": None,
+    "merged": False,
     "command": "accelerate launch recipes/finetune.py --hub_token hf_SECRETsecretSECRET123 --max_steps 9",
     "decoding_study": "| strategy | control |\n|---|---|\n| greedy | 0.91 |",
 }
@@ -60,7 +58,7 @@ def test_card_metadata_parses_with_the_run_figures(model_folder, tiny_model):
     perplexities = {
         r.dataset_split: r.metric_value for r in data.eval_results if r.metric_type == "perplexity"
     }
-    assert perplexities == {"validation": RUN["eval"]["perplexity"], "test": RUN["eval"]["test_perplexity"]}
+    assert perplexities == {"validation": RUN["eval_perplexity"], "test": RUN["test_perplexity"]}
     assert data.model_name == "kogpt2-nsmc"
     text = card.text
     assert 'pipeline("text-generation", model="org/kogpt2-nsmc")' in text
@@ -79,8 +77,8 @@ def test_decoding_defaults_come_from_the_folder(model_folder):
 
 
 def test_local_data_paths_stay_private(model_folder):
-    assert "Data source | official (e9t/nsmc) |" in render_model_card(model_folder).text
-    facts = {**RUN, "dataset": {**RUN["dataset"], "source": "/home/someone/nsmc"}}
+    assert f"Data source | {RUN['data_source']} |" in render_model_card(model_folder).text
+    facts = {**RUN, "data_source": "/home/someone/nsmc"}
     (model_folder / RUN_FACTS).write_text(json.dumps(facts), encoding="utf-8")
     text = render_model_card(model_folder).text
     assert "/home/someone" not in text and "Data source | a local copy of the NSMC files |" in text
@@ -166,7 +164,7 @@ def test_merged_lora_copy_says_so(model_folder):
         "merged_copy": "merged",
     }
     (model_folder / RUN_FACTS).write_text(
-        json.dumps({**RUN, "base_model": KOGPT2, "lora": lora}), encoding="utf-8"
+        json.dumps({**RUN, "base_model": KOGPT2, "peft": lora, "merged": True}), encoding="utf-8"
     )
     card = render_model_card(model_folder)
     assert card.data.library_name == "transformers" and "lora" in card.data.tags
@@ -175,7 +173,9 @@ def test_merged_lora_copy_says_so(model_folder):
 
 
 def test_from_scratch_run_names_no_base(model_folder):
-    (model_folder / RUN_FACTS).write_text(json.dumps({**RUN, "from_scratch": True}), encoding="utf-8")
+    (model_folder / RUN_FACTS).write_text(
+        json.dumps({**RUN, "base_model": None, "from_scratch_config": "embedded"}), encoding="utf-8"
+    )
     card = render_model_card(model_folder)
     assert card.data.base_model is None
     assert "none (trained from random initialisation)" in card.text

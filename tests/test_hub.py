@@ -41,8 +41,8 @@ from nsmc_gen.hub import (
 
 TOKEN = "hf_TestTokenNeverPrinted0123456789"
 SRC = str(Path(nsmc_gen.__file__).resolve().parents[1])
-# training_facts.json, as nsmc_gen.training writes it (the few keys these tests need)
-RUN = {"base_model": "embedded", "training": {"steps": 12}, "eval": {"perplexity": 99.5}}
+# nsmc_gen_run.json, as nsmc_gen.training writes it (the few keys these tests need)
+RUN = {"base_model": "embedded", "train_rows": 900, "validation_rows": 100, "eval_perplexity": 99.5}
 # What the test processes run: one function of nsmc_gen.hub, its result or its HubPushError as JSON.
 HUB_CALL = """
 import json, sys
@@ -292,7 +292,7 @@ def adapter_dir(tmp_path, tokenizer):
     peft_model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     recommended_generation_config(tokenizer).save_pretrained(folder)
-    (folder / RUN_FACTS).write_text(json.dumps({**RUN, "lora": {"r": 2, "alpha": 4}}), encoding="utf-8")
+    (folder / RUN_FACTS).write_text(json.dumps({**RUN, "peft": {"r": 2, "alpha": 4}}), encoding="utf-8")
     save_model_card(folder)
     return folder, peft_model.eval()
 

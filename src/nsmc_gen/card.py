@@ -8,42 +8,44 @@ Everything the card states is read from the model folder, so card and folder can
   (written from :data:`nsmc_gen.decoding.DECODING_DEFAULTS` by the training recipe);
 - ``*.safetensors`` headers: the parameter count;
 - ``custom_generate/``: whether the remote-code generation (sentiment guidance) ships with it;
-- ``training_facts.json`` (:data:`RUN_FACTS`): the run's figures, written by ``nsmc_gen.training``.
+- ``nsmc_gen_run.json`` (:data:`RUN_FACTS`): the run's figures, written by ``nsmc_gen.training``.
 
-The card reads these keys of ``training_facts.json`` (:data:`FACT_PATHS`; nested objects, dotted
-here). Every key is optional: a missing figure shows as "not recorded" (or its row is left out)
+The run facts file is one flat JSON object; the card reads the keys below (the recipe may write
+more). Every key is optional: a missing figure shows as "not recorded" (or its row is left out)
 and stays out of the metadata, so the card never invents a figure.
 
-============================== ============ =====================================================
-key                            type         meaning
-============================== ============ =====================================================
-base_model                     str          Hub id or folder fine-tuned from, or ``"embedded"``
-from_scratch                   bool         random initialisation (``base_model`` = architecture)
-dataset.hub_id                 str          Hub id of the data (default ``e9t/nsmc``)
-dataset.source                 str          where the NSMC files were read from
-dataset.train_rows             int          training reviews
-dataset.validation_rows        int          validation reviews (carved from NSMC train)
-dataset.max_length             int          maximum tokens per training example
-dataset.packing                bool         examples packed into full rows
-training.steps                 int          optimizer steps completed
-training.epochs                float        epochs completed
-training.train_tokens          int          tokens trained on (padding excluded)
-training.learning_rate         float        peak learning rate
-training.lr_scheduler          str          learning-rate schedule
-training.effective_batch_size  int          per device x accumulation x processes
-training.precision             str          ``fp32``, ``bf16``, ...
-training.seed                  int          training seed
-training.runtime_s             float        training wall time, seconds
-training.hardware              str          e.g. ``"2 CPU cores"``
-eval.loss                      float        validation loss, nats per token (padding excluded)
-eval.perplexity                float        validation perplexity
-eval.test_perplexity           float        NSMC test perplexity, if measured
-eval.sentiment_control         float        share of generated reviews judged on the asked side
-lora                           object|null  ``{"r", "alpha", "dropout", "target_modules"}``
-license                        str          the weights' licence (default: from the base model)
-command                        str          the command that reproduces the run (tokens redacted)
-decoding_study                 str          Markdown table from ``nsmc-gen evaluate``, shown as is
-============================== ============ =====================================================
+=================== ============ ===============================================================
+key                 type         meaning
+=================== ============ ===============================================================
+base_model          str | null   Hub id or folder fine-tuned from, ``"embedded"`` (the shipped
+                                 base), null when trained from random initialisation
+dataset             str          Hub id of the training data (default ``e9t/nsmc``)
+data_source         str          where the NSMC files were read from (local paths not published)
+train_rows          int          training reviews
+validation_rows     int          validation reviews (carved from NSMC train)
+epochs              float        epochs completed
+global_step         int          optimizer steps completed
+max_steps           int | null   the configured step limit, if any
+train_tokens        int          tokens trained on (padding excluded)
+learning_rate       float        peak learning rate
+lr_scheduler        str          learning-rate schedule
+batch_size          int          effective batch size (per device x accumulation x processes)
+max_length          int          maximum tokens per training example
+packing             bool         examples packed into full rows
+precision           str          ``float32``, ``bf16``, ...
+seed                int          training seed
+eval_loss           float        validation loss, nats per token (padding excluded)
+eval_perplexity     float        validation perplexity
+test_perplexity     float        NSMC test perplexity, if measured
+sentiment_control   float        share of generated reviews judged to have the asked sentiment
+peft                object|null  ``{"r", "alpha", "dropout", "target_modules": [str]}`` (LoRA)
+merged              bool         LoRA weights merged into the base model in this folder
+license             str          the weights' licence (default: from the base model)
+train_runtime_s     float        training wall time, seconds
+hardware            str          e.g. ``"2 CPU cores"``
+command             str          the command that reproduces the run (tokens are redacted)
+decoding_study      str          Markdown table from ``nsmc-gen evaluate``, shown as is
+=================== ============ ===============================================================
 
 Example:
     >>> card = render_model_card("out/kogpt2-nsmc", repo_id="org/kogpt2-nsmc")  # doctest: +SKIP
@@ -65,36 +67,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-RUN_FACTS = "training_facts.json"  # nsmc_gen.training.FACTS_FILE
-# The card's names for the figures -> where training_facts.json keeps them (see the docstring).
-FACT_PATHS = {
-    "base_model": "base_model",
-    "from_scratch": "from_scratch",
-    "dataset": "dataset.hub_id",
-    "data_source": "dataset.source",
-    "train_rows": "dataset.train_rows",
-    "validation_rows": "dataset.validation_rows",
-    "max_length": "dataset.max_length",
-    "packing": "dataset.packing",
-    "global_step": "training.steps",
-    "epochs": "training.epochs",
-    "train_tokens": "training.train_tokens",
-    "learning_rate": "training.learning_rate",
-    "lr_scheduler": "training.lr_scheduler",
-    "batch_size": "training.effective_batch_size",
-    "precision": "training.precision",
-    "seed": "training.seed",
-    "train_runtime_s": "training.runtime_s",
-    "hardware": "training.hardware",
-    "eval_loss": "eval.loss",
-    "eval_perplexity": "eval.perplexity",
-    "test_perplexity": "eval.test_perplexity",
-    "sentiment_control": "eval.sentiment_control",
-    "peft": "lora",
-    "license": "license",
-    "command": "command",
-    "decoding_study": "decoding_study",
-}
+RUN_FACTS = "nsmc_gen_run.json"  # the training recipe writes it (schema in the docstring)
 CARD_FILE = "README.md"
 DEFAULT_DATASET = "e9t/nsmc"
 # The template ships in the package once packaged; a source checkout keeps it at the top level.
@@ -185,18 +158,6 @@ def _fmt(value: Any, spec: str = "") -> str | None:
     return format(value, spec) if spec and isinstance(value, (int, float)) else str(value)
 
 
-def run_facts(training_facts: dict[str, Any]) -> dict[str, Any]:
-    """The card's flat view of ``training_facts.json``: present figures only, under FACT_PATHS' names."""
-    flat = {}
-    for name, dotted in FACT_PATHS.items():
-        value: Any = training_facts
-        for key in dotted.split("."):
-            value = value.get(key) if isinstance(value, dict) else None
-        if value is not None:
-            flat[name] = value
-    return flat
-
-
 def folder_facts(model_dir: str | Path) -> dict[str, Any]:
     """Everything the card needs, read from the folder (see the module docstring)."""
     model_dir = Path(model_dir)
@@ -208,10 +169,10 @@ def folder_facts(model_dir: str | Path) -> dict[str, Any]:
             f"{model_dir / 'generation_config.json'} is missing: the card states the decoding defaults "
             "the model ships with (write it with nsmc_gen.decoding.recommended_generation_config)"
         )
-    run = run_facts(read_json(model_dir / RUN_FACTS) or {})
+    run = read_json(model_dir / RUN_FACTS) or {}
     config = read_json(model_dir / "config.json") or {}
     adapter = read_json(model_dir / "adapter_config.json")
-    base_model = None if run.get("from_scratch") else run.get("base_model")
+    base_model = run.get("base_model")
     if adapter is not None:
         base_model = adapter.get("base_model_name_or_path") or base_model
     peft = run.get("peft")
@@ -229,7 +190,7 @@ def folder_facts(model_dir: str | Path) -> dict[str, Any]:
         "config": config,
         "generation": generation,
         "is_adapter": adapter is not None,
-        "merged": adapter is None and bool(peft),  # LoRA run, full weights: the merged copy
+        "merged": bool(run.get("merged")) or (adapter is None and bool(peft)),  # LoRA run, full weights
         "base_model": base_model,
         "peft": peft,
         "parameters": count_parameters(model_dir),
@@ -331,6 +292,7 @@ def template_values(facts: dict[str, Any], model_id: str) -> dict[str, Any]:
         "global_step": _fmt(run.get("global_step"), ","),
         "train_tokens": _fmt(run.get("train_tokens"), ","),
         "learning_rate": _fmt(run.get("learning_rate"), ".2e"),
+        "max_steps": _fmt(run.get("max_steps"), ","),
         "lr_scheduler": _fmt(run.get("lr_scheduler")),
         "precision": _fmt(run.get("precision")),
         "packing": run.get("packing"),
@@ -360,7 +322,7 @@ def render_model_card(
 
     Args:
         model_dir: the folder (weights or adapter, tokenizer, ``generation_config.json``,
-            optionally ``training_facts.json``).
+            optionally ``nsmc_gen_run.json``).
         repo_id: the Hub id the card's usage examples name; default: the folder's name.
         template: a Jinja template with a ``{{ card_data }}`` YAML header; default ``model_card.md``.
 

@@ -221,7 +221,7 @@ def merge_adapter(adapter_dir: str | Path, output_dir: str | Path) -> Path:
 
     The base model is loaded from the adapter's ``base_model_name_or_path`` (a Hub id or a
     folder). Tokenizer files, ``generation_config.json``, ``custom_generate/`` and the run facts
-    (with the LoRA settings, which mark the copy as merged) are carried over; the card is rendered anew.
+    (with ``merged: true``) are carried over; the card is rendered anew.
 
     Example:
         >>> merge_adapter("out/kogpt2-nsmc-lora", "out/kogpt2-nsmc-merged")  # doctest: +SKIP
@@ -242,10 +242,10 @@ def merge_adapter(adapter_dir: str | Path, output_dir: str | Path) -> Path:
     if (adapter_dir / "custom_generate").is_dir():
         shutil.copytree(adapter_dir / "custom_generate", output_dir / "custom_generate", dirs_exist_ok=True)
     adapter = read_json(adapter_dir / "adapter_config.json") or {}
-    lora = {"r": adapter.get("r"), "alpha": adapter.get("lora_alpha"), "dropout": adapter.get("lora_dropout")}
-    lora["target_modules"] = adapter.get("target_modules")
+    peft = {"r": adapter.get("r"), "alpha": adapter.get("lora_alpha"), "dropout": adapter.get("lora_dropout")}
+    peft["target_modules"] = adapter.get("target_modules")
     facts = read_json(adapter_dir / RUN_FACTS) or {}
-    facts = {"base_model": adapter.get("base_model_name_or_path"), **facts, "lora": facts.get("lora") or lora}
+    facts = {"base_model": adapter.get("base_model_name_or_path"), "peft": peft, **facts, "merged": True}
     write_atomic(output_dir / RUN_FACTS, json.dumps(facts, indent=2, ensure_ascii=False))
     save_model_card(output_dir)
     return output_dir
