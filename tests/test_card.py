@@ -132,7 +132,12 @@ def test_custom_generate_changes_the_guidance_section(model_folder):
     (model_folder / "custom_generate").mkdir()
     (model_folder / "custom_generate" / "generate.py").write_text("def generate(model, **kw): ...\n")
     text = render_model_card(model_folder).text
-    assert "ships `custom_generate/generate.py`" in text and "not shipped here" not in text
+    assert "ships `custom_generate/`" in text and "not shipped here" not in text
+    assert "trust_remote_code=True" in text
+    config = json.loads((model_folder / "generation_config.json").read_text())
+    config["sentiment_guidance"] = {"scale": 2.5, "prompt_ids": {}}
+    (model_folder / "generation_config.json").write_text(json.dumps(config))
+    assert "(default scale 2.5)" in render_model_card(model_folder).text
 
 
 def test_missing_generation_config_is_named(tiny_model_dir):

@@ -431,7 +431,11 @@ def olah(olah_server, hub, tokenizer, nsmc_small):
     if olah_server is None:
         pytest.skip("olah is not installed (pip install olah)")
     root, url, server = olah_server
-    model = complete_folder(root / "folder", tokenizer, repo_id="org/tiny-nsmc")
+    from nsmc_gen.generation import install_custom_generate
+
+    model = complete_folder(root / "folder", tokenizer)
+    install_custom_generate(model)  # sentiment guidance for users without nsmc-gen
+    save_model_card(model, repo_id="org/tiny-nsmc")
     run_hub(hub.url, "push_model", str(model), "org/tiny-nsmc", render_card=False)
     _git_repo(root / "mirrors/models/org/tiny-nsmc", remote_files(hub, "org/tiny-nsmc"))
     nsmc, _ = nsmc_small
@@ -456,7 +460,8 @@ def olah(olah_server, hub, tokenizer, nsmc_small):
 
 # Runs in a fresh process that never imports nsmc_gen: what a user's script does with the ids.
 DOWNLOADS = """
-import json, os, sys
+import json, sys
+from pathlib import Path
 from huggingface_hub import HfApi, snapshot_download
 import torch
 from transformers import AutoModelForCausalLM, pipeline, set_seed
@@ -465,16 +470,20 @@ from datasets import load_dataset
 model_id, dataset_id = sys.argv[1:3]
 api = HfApi()
 sha = api.model_info(model_id, revision="main").sha  # offline olah resolves main from cache only
-files = sorted(os.listdir(snapshot_download(model_id, revision=sha)))
+root = Path(snapshot_download(model_id, revision=sha))
+files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
 generator = pipeline("text-generation", model=model_id, revision=sha)
 set_seed(0)
 text = generator("긍정 이 영화", max_new_tokens=12)[0]["generated_text"]
 model = AutoModelForCausalLM.from_pretrained(model_id, revision=sha).eval()
+guided = pipeline("text-generation", model=model_id, revision=sha, trust_remote_code=True)
+set_seed(0)
+guided_text = guided("긍정", max_new_tokens=12, guidance_scale=2.0)[0]["generated_text"]
 logits = model(torch.tensor([[5, 17, 42, 7]])).logits
 data_sha = api.dataset_info(dataset_id, revision="main").sha
 nsmc = load_dataset(dataset_id, revision=data_sha)
 print(json.dumps({
-    "files": files, "text": text, "logits": logits.flatten().tolist(),
+    "files": files, "text": text, "guided_text": guided_text, "logits": logits.flatten().tolist(),
     "generation": model.generation_config.to_dict(),
     "rows": {split: nsmc[split].num_rows for split in nsmc},
     "labels": nsmc["train"].features["label"].names, "first": nsmc["test"][0],
@@ -501,6 +510,11 @@ def test_published_model_loads_by_id_with_pipeline(olah, downloads):
     assert not downloads["imported_nsmc_gen"]
     assert downloads["files"] == sorted({".gitattributes", *validate_model_folder(model_dir).files})
     assert downloads["text"].startswith("긍정 이 영화") and len(downloads["text"]) > len("긍정 이 영화")
+    assert (
+        "custom_generate/generate.py" in downloads["files"]
+        and "custom_generate/processors.py" in downloads["files"]
+    )
+    assert downloads["guided_text"].startswith("긍정") and len(downloads["guided_text"]) > len("긍정")
     assert {k: downloads["generation"][k] for k in DECODING_DEFAULTS} == DECODING_DEFAULTS
     from transformers import AutoModelForCausalLM
 

@@ -284,6 +284,7 @@ def template_values(facts: dict[str, Any], model_id: str) -> dict[str, Any]:
         "decoding": {key: _fmt(value) for key, value in decoding.items() if value is not None},
         "decoding_kwargs": ", ".join(f"{k}={v!r}" for k, v in decoding.items() if v is not None),
         "has_custom_generate": facts["has_custom_generate"],
+        "guidance_scale": (generation.get("sentiment_guidance") or {}).get("scale"),
         "dataset": run.get("dataset") or DEFAULT_DATASET,
         "data_source": _public_source(run.get("data_source")),
         "train_rows": _fmt(run.get("train_rows"), ","),
