@@ -15,7 +15,7 @@ POST   /api/validate-yaml                               400 if the card's YAML h
 POST   /api/{models|datasets}/{repo}/preupload/{rev}    upload mode per file (lfs by .gitattributes
                                                         or size > 10 MB), remote oid if present
 POST   /[datasets/]{repo}.git/info/lfs/objects/batch    LFS batch: an upload URL per missing object
-PUT    /lfs-upload/{sha256}                             the object; refused if sha256/size differ
+PUT    /lfs-upload/{models|datasets}/{repo}/{sha256}    the object; refused if its sha256 differs
 POST   /api/{models|datasets}/{repo}/commit/{rev}       NDJSON commit, applied all at once or not at
                                                         all (every LFS object must have arrived)
 ====== ================================================ ============================================
@@ -58,7 +58,7 @@ ROUTES = [  # (method, name, pattern)
     ("POST", "preupload", rf"/api/{_REPO}/preupload/(?P<rev>[^/]+)"),
     ("POST", "commit", rf"/api/{_REPO}/commit/(?P<rev>[^/]+)"),
     ("POST", "lfs-batch", r"/(?P<prefix>datasets/)?(?P<repo>[\w.-]+/[\w.-]+)\.git/info/lfs/objects/batch"),
-    ("PUT", "lfs-upload", r"/lfs-upload/(?P<oid>[0-9a-f]{64})"),
+    ("PUT", "lfs-upload", rf"/lfs-upload/{_REPO}/(?P<oid>[0-9a-f]{{64}})"),
 ]
 
 
@@ -82,6 +82,7 @@ class Repo:
     private: bool
     branches: dict[str, list[Commit]] = field(default_factory=dict)  # oldest first
     prs: list[Commit] = field(default_factory=list)
+    lfs: dict[str, bytes] = field(default_factory=dict)  # LFS objects by sha256, per repository as on the Hub
 
     def head(self, rev: str) -> Commit | None:
         if rev in self.branches:
@@ -93,9 +94,10 @@ class Repo:
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, **extra: str):
         super().__init__(message)
         self.status = status
+        self.extra = extra  # more JSON fields of the answer
 
 
 class HubServer:
@@ -117,7 +119,6 @@ class HubServer:
     def reset(self) -> None:
         with self.lock:
             self.repos: dict[tuple[str, str], Repo] = {}
-            self.lfs: dict[str, bytes] = {}
             self.requests: list[tuple[str, str, str]] = []  # (method, route name, path)
             self.failures: dict[str, list[int]] = {}
 
@@ -164,14 +165,14 @@ class HubServer:
             repo_id = f"{payload['organization']}/{payload['name']}"
             self._check_write(token, repo_id)
             kind = payload.get("type") or "model"
-            if (kind, repo_id) in self.repos:
-                raise HttpError(409, "You already created this repo")
+            prefix = "" if kind == "model" else f"{kind}s/"
+            if (kind, repo_id) in self.repos:  # the Hub's 409 carries the url; create_repo(exist_ok) reads it
+                raise HttpError(409, "You already created this repo", url=f"{base}/{prefix}{repo_id}")
             initial = Commit(
                 _oid("initial", repo_id), "initial commit", {".gitattributes": GITATTRIBUTES}, None
             )
             private = payload.get("visibility") == "private"
             self.repos[(kind, repo_id)] = Repo(kind, repo_id, private, {"main": [initial]})
-            prefix = "" if kind == "model" else f"{kind}s/"
             return 200, {"url": f"{base}/{prefix}{repo_id}", "name": repo_id}
         if name == "validate-yaml":
             content = json.loads(body)["content"]
@@ -183,16 +184,15 @@ class HubServer:
             if not isinstance(metadata, dict):
                 return 400, {"errors": [{"message": "metadata must be a mapping"}]}
             return 200, {"warnings": [] if metadata else [{"message": "empty or missing yaml metadata"}]}
-        if name == "lfs-upload":
-            oid = params["oid"]
-            if hashlib.sha256(body).hexdigest() != oid:
-                raise HttpError(400, "content does not match its sha256")
-            self.lfs[oid] = body
-            return 200, {}
         repo_id = params["repo"]
         repo = self._repo(
             "dataset" if params.get("prefix") or params.get("kind") == "datasets" else "model", repo_id
         )
+        if name == "lfs-upload":
+            if hashlib.sha256(body).hexdigest() != params["oid"]:
+                raise HttpError(400, "content does not match its sha256")
+            repo.lfs[params["oid"]] = body
+            return 200, {}
         if name == "info":
             commit = self._commit_ref(repo, params.get("rev") or "main")
             siblings = [{"rfilename": path} for path in sorted(commit.files)]
@@ -232,8 +232,9 @@ class HubServer:
             objects = []
             for obj in json.loads(body)["objects"]:
                 entry = {"oid": obj["oid"], "size": obj["size"]}
-                if obj["oid"] not in self.lfs:
-                    entry["actions"] = {"upload": {"href": f"{base}/lfs-upload/{obj['oid']}"}}
+                if obj["oid"] not in repo.lfs:
+                    href = f"{base}/lfs-upload/{repo.kind}s/{repo.repo_id}/{obj['oid']}"
+                    entry["actions"] = {"upload": {"href": href}}
                 objects.append(entry)
             return 200, {"transfer": "basic", "objects": objects}
         if name == "commit":
@@ -256,7 +257,7 @@ class HubServer:
             if key == "file":
                 files[value["path"]] = base64.b64decode(value["content"])
             elif key == "lfsFile":
-                content = self.lfs.get(value["oid"])
+                content = repo.lfs.get(value["oid"])
                 if content is None or len(content) != value["size"]:
                     raise HttpError(422, f"LFS object of {value['path']} was never uploaded")
                 files[value["path"]] = content
@@ -355,7 +356,7 @@ class _Handler(BaseHTTPRequestHandler):
                     method, name, match.groupdict(), parse_qs(url.query), body, token, hub.url
                 )
             except HttpError as error:
-                status, payload = error.status, {"error": str(error)}
+                status, payload = error.status, {"error": str(error), **error.extra}
         self._send(status, payload)
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's names)

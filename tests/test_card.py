@@ -11,22 +11,27 @@ from nsmc_gen.card import RUN_FACTS, render_model_card, save_model_card
 from nsmc_gen.decoding import recommended_generation_config
 from nsmc_gen.modeling import KOGPT2
 
-RUN = {
+RUN = {  # nsmc_gen_run.json as nsmc_gen.training writes it (the keys the card reads)
     "base_model": "embedded",
     "dataset": "e9t/nsmc",
+    "data_source": "https://raw.githubusercontent.com/e9t/nsmc/master/",
     "train_rows": 25_000,
     "validation_rows": 5_000,
     "epochs": 3.0,
     "global_step": 1_173,
     "train_tokens": 1_812_345,
     "learning_rate": 5e-4,
+    "lr_scheduler": "cosine",
     "batch_size": 64,
     "max_length": 96,
+    "packing": True,
+    "precision": "float32",
     "seed": 7,
     "eval_loss": 4.0301,
     "eval_perplexity": 56.27,
     "test_perplexity": 57.9,
     "peft": None,
+    "merged": False,
     "command": "accelerate launch recipes/finetune.py --hub_token hf_SECRETsecretSECRET123 --max_steps 9",
     "decoding_study": "| strategy | control |\n|---|---|\n| greedy | 0.91 |",
 }
@@ -57,7 +62,8 @@ def test_card_metadata_parses_with_the_run_figures(model_folder, tiny_model):
     assert data.model_name == "kogpt2-nsmc"
     text = card.text
     assert 'pipeline("text-generation", model="org/kogpt2-nsmc")' in text
-    assert "1,812,345" in text and "25,000 training reviews" in text
+    assert "1,812,345" in text and "25,000 training reviews" in text and "cosine schedule" in text
+    assert "| Training length | 3.00 epochs, 1,173 optimizer steps |" in text
     assert "| greedy | 0.91 |" in text
     assert f"{tiny_model.num_parameters() / 1e3:.1f} k" in text
     assert "slurs" in text and "poiler" in text
@@ -68,6 +74,14 @@ def test_decoding_defaults_come_from_the_folder(model_folder):
     assert "| `top_p` | 0.85 |" in text and "| `max_new_tokens` | 40 |" in text
     assert "| `top_k` | 0 |" in text and "| `temperature` | 1.0 |" in text
     assert "top_p=0.85" in text
+
+
+def test_local_data_paths_stay_private(model_folder):
+    assert f"Data source | {RUN['data_source']} |" in render_model_card(model_folder).text
+    facts = {**RUN, "data_source": "/home/someone/nsmc"}
+    (model_folder / RUN_FACTS).write_text(json.dumps(facts), encoding="utf-8")
+    text = render_model_card(model_folder).text
+    assert "/home/someone" not in text and "Data source | a local copy of the NSMC files |" in text
 
 
 def test_token_never_reaches_the_card(model_folder):
@@ -118,7 +132,12 @@ def test_custom_generate_changes_the_guidance_section(model_folder):
     (model_folder / "custom_generate").mkdir()
     (model_folder / "custom_generate" / "generate.py").write_text("def generate(model, **kw): ...\n")
     text = render_model_card(model_folder).text
-    assert "ships `custom_generate/generate.py`" in text and "not shipped here" not in text
+    assert "ships `custom_generate/`" in text and "not shipped here" not in text
+    assert "trust_remote_code=True" in text
+    config = json.loads((model_folder / "generation_config.json").read_text())
+    config["sentiment_guidance"] = {"scale": 2.5, "prompt_ids": {}}
+    (model_folder / "generation_config.json").write_text(json.dumps(config))
+    assert "(default scale 2.5)" in render_model_card(model_folder).text
 
 
 def test_missing_generation_config_is_named(tiny_model_dir):
@@ -139,3 +158,38 @@ def test_save_is_atomic_and_replaces(model_folder):
     save_model_card(model_folder)
     assert ModelCard.load(model_folder / "README.md").data.language == "ko"
     assert not [p for p in model_folder.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_merged_lora_copy_says_so(model_folder):
+    lora = {
+        "r": 8,
+        "alpha": 16,
+        "dropout": 0.05,
+        "target_modules": ["c_proj", "c_attn"],
+        "merged_copy": "merged",
+    }
+    (model_folder / RUN_FACTS).write_text(
+        json.dumps({**RUN, "base_model": KOGPT2, "peft": lora, "merged": True}), encoding="utf-8"
+    )
+    card = render_model_card(model_folder)
+    assert card.data.library_name == "transformers" and "lora" in card.data.tags
+    assert "**merged** into the weights of `skt/kogpt2-base-v2`" in card.text
+    assert "r=8, alpha=16, dropout=0.05, target modules: c_attn, c_proj" in card.text
+
+
+def test_from_scratch_run_names_no_base(model_folder):
+    (model_folder / RUN_FACTS).write_text(
+        json.dumps({**RUN, "base_model": None, "from_scratch_config": "embedded"}), encoding="utf-8"
+    )
+    card = render_model_card(model_folder)
+    assert card.data.base_model is None
+    assert "none (trained from random initialisation)" in card.text
+
+
+def test_unknown_base_licence_is_not_guessed(model_folder):
+    (model_folder / RUN_FACTS).write_text(
+        json.dumps({**RUN, "base_model": "someorg/other-gpt"}), encoding="utf-8"
+    )
+    card = render_model_card(model_folder)
+    assert card.data.base_model == "someorg/other-gpt"
+    assert card.data.license is None and "see the base model's card" in card.text

@@ -8,41 +8,44 @@ Everything the card states is read from the model folder, so card and folder can
   (written from :data:`nsmc_gen.decoding.DECODING_DEFAULTS` by the training recipe);
 - ``*.safetensors`` headers: the parameter count;
 - ``custom_generate/``: whether the remote-code generation (sentiment guidance) ships with it;
-- ``nsmc_gen_run.json`` (:data:`RUN_FACTS`): the facts of the training run, written by the recipe.
+- ``nsmc_gen_run.json`` (:data:`RUN_FACTS`): the run's figures, written by ``nsmc_gen.training``.
 
-The run facts file is one JSON object. Every key is optional: a missing figure shows as "not
-recorded" (or its row is left out) and stays out of the metadata: no invented figures.
+The run facts file is one flat JSON object; the card reads the keys below (the recipe may write
+more). Every key is optional: a missing figure shows as "not recorded" (or its row is left out)
+and stays out of the metadata, so the card never invents a figure.
 
-============== =============== ==============================================================
-key            type            meaning
-============== =============== ==============================================================
-base_model     str | null      Hub id of the model that was fine-tuned (``skt/kogpt2-base-v2``)
-                               or ``"embedded"`` (nsmc-gen's shipped base); null: from scratch
-dataset        str             Hub id of the training data (default ``e9t/nsmc``)
-data_source    str             where the files were read from (folder or URL)
-train_rows     int             training reviews
-validation_rows int            validation reviews (carved from NSMC train)
-epochs         float           epochs completed
-global_step    int             optimizer steps completed
-max_steps      int | null      the configured step limit, if any
-train_tokens   int             review tokens trained on (padding excluded)
-learning_rate  float           peak learning rate
-batch_size     int             effective batch size (per device x accumulation x processes)
-max_length     int             maximum tokens per training example
-seed           int             training seed
-eval_loss      float           validation loss, nats per review token
-eval_perplexity float          ``exp(eval_loss)``
-test_perplexity float          perplexity on NSMC test, if measured
-sentiment_control float        share of generated reviews judged to have the asked sentiment
-peft           null | object   ``{"r": int, "alpha": int, "dropout": float,
-                               "target_modules": [str]}`` for LoRA runs
-merged         bool            LoRA weights merged into the base model in this folder
-license        str             the weights' license (default: derived from the base model)
-train_runtime_s float          training wall time in seconds
-hardware       str             e.g. ``"2 CPU cores"``
-command        str             the command that reproduces the run (tokens are redacted)
-decoding_study str             Markdown table from ``nsmc-gen evaluate`` (shown as is)
-============== =============== ==============================================================
+=================== ============ ===============================================================
+key                 type         meaning
+=================== ============ ===============================================================
+base_model          str | null   Hub id or folder fine-tuned from, ``"embedded"`` (the shipped
+                                 base), null when trained from random initialisation
+dataset             str          Hub id of the training data (default ``e9t/nsmc``)
+data_source         str          where the NSMC files were read from (local paths not published)
+train_rows          int          training reviews
+validation_rows     int          validation reviews (carved from NSMC train)
+epochs              float        epochs completed
+global_step         int          optimizer steps completed
+max_steps           int | null   the configured step limit, if any
+train_tokens        int          tokens trained on (padding excluded)
+learning_rate       float        peak learning rate
+lr_scheduler        str          learning-rate schedule
+batch_size          int          effective batch size (per device x accumulation x processes)
+max_length          int          maximum tokens per training example
+packing             bool         examples packed into full rows
+precision           str          ``float32``, ``bf16``, ...
+seed                int          training seed
+eval_loss           float        validation loss, nats per token (padding excluded)
+eval_perplexity     float        validation perplexity
+test_perplexity     float        NSMC test perplexity, if measured
+sentiment_control   float        share of generated reviews judged to have the asked sentiment
+peft                object|null  ``{"r", "alpha", "dropout", "target_modules": [str]}`` (LoRA)
+merged              bool         LoRA weights merged into the base model in this folder
+license             str          the weights' licence (default: from the base model)
+train_runtime_s     float        training wall time, seconds
+hardware            str          e.g. ``"2 CPU cores"``
+command             str          the command that reproduces the run (tokens are redacted)
+decoding_study      str          Markdown table from ``nsmc-gen evaluate``, shown as is
+=================== ============ ===============================================================
 
 Example:
     >>> card = render_model_card("out/kogpt2-nsmc", repo_id="org/kogpt2-nsmc")  # doctest: +SKIP
@@ -64,7 +67,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-RUN_FACTS = "nsmc_gen_run.json"
+RUN_FACTS = "nsmc_gen_run.json"  # the training recipe writes it (schema in the docstring)
 CARD_FILE = "README.md"
 DEFAULT_DATASET = "e9t/nsmc"
 # The template ships in the package once packaged; a source checkout keeps it at the top level.
@@ -95,11 +98,14 @@ def _model_names() -> tuple[str, str]:
     return EMBEDDED, KOGPT2
 
 
-def base_license(base_model: str | None) -> str:
-    """The licence fine-tuned weights inherit from their base (KoGPT2's is non-commercial)."""
+def base_license(base_model: str | None) -> str | None:
+    """The licence fine-tuned weights inherit from their base (KoGPT2's is non-commercial).
+
+    ``None`` for other bases: the card then points to the base model's licence rather than guess.
+    """
     embedded, kogpt2 = _model_names()
     licenses = {kogpt2: "cc-by-nc-sa-4.0", embedded: "apache-2.0", None: "apache-2.0"}
-    return licenses.get(base_model, "other")
+    return licenses.get(base_model)
 
 
 def redact_tokens(text: str) -> str:
@@ -184,6 +190,7 @@ def folder_facts(model_dir: str | Path) -> dict[str, Any]:
         "config": config,
         "generation": generation,
         "is_adapter": adapter is not None,
+        "merged": bool(run.get("merged")) or (adapter is None and bool(peft)),  # LoRA run, full weights
         "base_model": base_model,
         "peft": peft,
         "parameters": count_parameters(model_dir),
@@ -216,7 +223,7 @@ def card_data(facts: dict[str, Any], model_name: str) -> ModelCardData:
             dataset_name="NSMC (Naver Sentiment Movie Corpus)",
             dataset_split=split,
             metric_type="perplexity",
-            metric_name=f"Perplexity ({split}, review tokens)",
+            metric_name=f"Perplexity (NSMC {split})",
             metric_value=round(float(value), 3),
         )
         for split, value in (("validation", run.get("eval_perplexity")), ("test", run.get("test_perplexity")))
@@ -247,6 +254,13 @@ def card_data(facts: dict[str, Any], model_name: str) -> ModelCardData:
     )
 
 
+def _public_source(source: str | None) -> str | None:
+    """Where the data came from, without publishing a path on the user's disk."""
+    if source and (Path(source).is_absolute() or source.startswith((".", "~"))):
+        return "a local copy of the NSMC files"
+    return source
+
+
 def template_values(facts: dict[str, Any], model_id: str) -> dict[str, Any]:
     """The Jinja variables of ``model_card.md``: preformatted strings, ``None`` when unknown."""
     from nsmc_gen.decoding import DECODING_DEFAULTS  # the keys to show, in their order
@@ -260,7 +274,7 @@ def template_values(facts: dict[str, Any], model_id: str) -> dict[str, Any]:
         "base_model": facts["base_model"] or "none (trained from random initialisation)",
         "base_is_embedded": facts["base_model"] == _model_names()[0],
         "is_adapter": facts["is_adapter"],
-        "merged": bool(run.get("merged")),
+        "merged": facts["merged"],
         "architecture": config.get("model_type"),
         "n_layer": _fmt(config.get("n_layer", config.get("num_hidden_layers"))),
         "n_embd": _fmt(config.get("n_embd", config.get("hidden_size"))),
@@ -270,15 +284,19 @@ def template_values(facts: dict[str, Any], model_id: str) -> dict[str, Any]:
         "decoding": {key: _fmt(value) for key, value in decoding.items() if value is not None},
         "decoding_kwargs": ", ".join(f"{k}={v!r}" for k, v in decoding.items() if v is not None),
         "has_custom_generate": facts["has_custom_generate"],
+        "guidance_scale": (generation.get("sentiment_guidance") or {}).get("scale"),
         "dataset": run.get("dataset") or DEFAULT_DATASET,
-        "data_source": _fmt(run.get("data_source")),
+        "data_source": _public_source(run.get("data_source")),
         "train_rows": _fmt(run.get("train_rows"), ","),
         "validation_rows": _fmt(run.get("validation_rows"), ","),
         "epochs": _fmt(run.get("epochs"), ".2f"),
         "global_step": _fmt(run.get("global_step"), ","),
-        "max_steps": _fmt(run.get("max_steps"), ","),
         "train_tokens": _fmt(run.get("train_tokens"), ","),
         "learning_rate": _fmt(run.get("learning_rate"), ".2e"),
+        "max_steps": _fmt(run.get("max_steps"), ","),
+        "lr_scheduler": _fmt(run.get("lr_scheduler")),
+        "precision": _fmt(run.get("precision")),
+        "packing": run.get("packing"),
         "batch_size": _fmt(run.get("batch_size")),
         "max_length": _fmt(run.get("max_length")),
         "seed": _fmt(run.get("seed")),

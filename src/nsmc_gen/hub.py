@@ -42,9 +42,9 @@ from huggingface_hub import (
     ModelCard,
     get_token,
 )
-from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
-from nsmc_gen.card import CARD_FILE, RUN_FACTS, read_json, redact_tokens, save_model_card
+from nsmc_gen.card import CARD_FILE, RUN_FACTS, read_json, redact_tokens, save_model_card, write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,6 @@ TOKENIZER_FILES = (
     "added_tokens.json",
     "chat_template.jinja",
 )
-MODEL_FILES = ("config.json", "generation_config.json", CARD_FILE)
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 # Files the push owns in the repository: a stale one (an old shard, the adapter config after a
 # switch to the merged model) would change what from_pretrained loads, so it is deleted in the
@@ -242,10 +241,12 @@ def merge_adapter(adapter_dir: str | Path, output_dir: str | Path) -> Path:
             shutil.copy2(adapter_dir / name, output_dir / name)
     if (adapter_dir / "custom_generate").is_dir():
         shutil.copytree(adapter_dir / "custom_generate", output_dir / "custom_generate", dirs_exist_ok=True)
-    run = read_json(adapter_dir / RUN_FACTS) or {}
-    adapter_config = read_json(adapter_dir / "adapter_config.json") or {}
-    run = {"base_model": adapter_config.get("base_model_name_or_path"), **run, "merged": True}
-    (output_dir / RUN_FACTS).write_text(json.dumps(run, indent=2, ensure_ascii=False), encoding="utf-8")
+    adapter = read_json(adapter_dir / "adapter_config.json") or {}
+    peft = {"r": adapter.get("r"), "alpha": adapter.get("lora_alpha"), "dropout": adapter.get("lora_dropout")}
+    peft["target_modules"] = adapter.get("target_modules")
+    facts = read_json(adapter_dir / RUN_FACTS) or {}
+    facts = {"base_model": adapter.get("base_model_name_or_path"), "peft": peft, **facts, "merged": True}
+    write_atomic(output_dir / RUN_FACTS, json.dumps(facts, indent=2, ensure_ascii=False))
     save_model_card(output_dir)
     return output_dir
 
@@ -253,21 +254,55 @@ def merge_adapter(adapter_dir: str | Path, output_dir: str | Path) -> Path:
 # --------------------------------------------------------------------------- errors
 
 
-def _find_cause(error: BaseException) -> BaseException:
-    """The HTTP or network error behind ``error`` (huggingface_hub wraps LFS failures)."""
-    seen = error
+def _network_cause(error: BaseException) -> BaseException | None:
+    """The HTTP or network error behind ``error``, if any (huggingface_hub wraps LFS failures)."""
+    seen: BaseException | None = error
     while seen is not None:
-        if isinstance(seen, (HfHubHTTPError, ConnectionError, TimeoutError)) or type(
-            seen
-        ).__module__.startswith(("httpx", "httpcore")):
+        if isinstance(seen, (HfHubHTTPError, ConnectionError, TimeoutError)):
+            return seen
+        if type(seen).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "httpcore2"):
             return seen
         seen = seen.__cause__ or seen.__context__
-    return error
+    return None
 
 
-def _push_error(error: BaseException, repo_id: str, stage: str, token: str | None) -> HubPushError:
-    cause = _find_cause(error)
+_SAFE_AGAIN = "Retrying is safe: unchanged files are not uploaded twice."
+
+
+def _diagnosis(cause: BaseException, repo_id: str) -> tuple[int | None, str, str, bool]:
+    """``(status, what happened, whether/when to retry, retry_safe)`` for a failed Hub call."""
     status = getattr(getattr(cause, "response", None), "status_code", None)
+    if isinstance(cause, OfflineModeIsEnabled):
+        return (
+            None,
+            "HF_HUB_OFFLINE is set, so no network call is made.",
+            "Unset it; retrying is then safe.",
+            True,
+        )
+    if status == 401:
+        what = "The Hub refused the token (401): set HF_TOKEN to a valid token or run `hf auth login`."
+        return status, what, "Retrying is safe once the token is fixed.", True
+    if status == 403:
+        what = f"The token may not write to {repo_id} (403): use a token with write access there."
+        return status, what, "Retrying is safe once the token has write access.", True
+    if status == 404:
+        what = f"{repo_id} or the revision was not found (404): check --repo-id and --revision."
+        return status, what, "Retrying as is will fail the same way.", False
+    if status is not None and (status >= 500 or status == 429):
+        kind = "rate limit" if status == 429 else "server error"
+        return status, f"The Hub answered {status} ({kind}).", _SAFE_AGAIN, True
+    if status is not None:
+        return (
+            status,
+            f"The Hub refused the request ({status}).",
+            "Retrying as is will fail the same way.",
+            False,
+        )
+    return None, f"The Hub could not be reached ({type(cause).__name__}).", _SAFE_AGAIN, True
+
+
+def _push_error(cause: BaseException, repo_id: str, stage: str, token: str | None) -> HubPushError:
+    status, what, retry, retry_safe = _diagnosis(cause, repo_id)
     if stage == "commit":
         state = (
             f"The Hub applies a commit whole or not at all: {repo_id} holds either its previous state "
@@ -275,51 +310,22 @@ def _push_error(error: BaseException, repo_id: str, stage: str, token: str | Non
         )
     else:
         state = f"Nothing was uploaded: {repo_id} is as it was."
-    if status == 401:
-        advice = "The Hub refused the token (401): set HF_TOKEN to a valid token or run `hf auth login`."
-        retry = "Retrying is safe once the token is fixed."
-        retry_safe = True
-    elif status == 403:
-        advice = (
-            f"The token may not write to {repo_id} (403): use a token with write access to its namespace."
-        )
-        retry = "Retrying is safe once the token has write access."
-        retry_safe = True
-    elif status == 404:
-        advice = f"{repo_id} or the revision was not found (404): check --repo-id and --revision."
-        retry = "Retrying as is will fail the same way."
-        retry_safe = False
-    elif status is not None and (status >= 500 or status == 429):
-        advice = f"The Hub answered {status} ({'rate limit' if status == 429 else 'server error'})."
-        retry = "Retrying is safe: unchanged files are not uploaded twice."
-        retry_safe = True
-    elif status is not None:
-        advice = f"The Hub refused the request ({status})."
-        retry = "Retrying as is will fail the same way."
-        retry_safe = False
-    else:
-        advice = f"The Hub could not be reached ({type(cause).__name__})."
-        retry = "Retrying is safe: unchanged files are not uploaded twice."
-        retry_safe = True
-    detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-    if token:
-        detail = detail.replace(token, "***")
-    message = (
-        f"push to {repo_id} failed during {stage}. {advice} {state} {retry} (detail: {redact_tokens(detail)})"
-    )
+    detail = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    detail = redact_tokens(detail.replace(token, "***") if token else detail)
+    message = f"push to {repo_id} failed during {stage}. {what} {state} {retry} (detail: {detail})"
     return HubPushError(message, status=status, retry_safe=retry_safe)
 
 
 @contextmanager
 def _stage(name: str, repo_id: str, token: str | None) -> Iterator[None]:
+    """Turn network and Hub failures inside the block into a :class:`HubPushError`; others pass."""
     try:
         yield
-    except (HfHubHTTPError, OSError, RuntimeError) as error:
-        raise _push_error(error, repo_id, name, token) from None  # no chained text that could hold a token
     except Exception as error:
-        if type(_find_cause(error)).__module__.startswith(("httpx", "httpcore")):
-            raise _push_error(error, repo_id, name, token) from None
-        raise
+        cause = _network_cause(error)
+        if cause is None:
+            raise
+        raise _push_error(cause, repo_id, name, token) from None  # no chained text that could hold a token
 
 
 # --------------------------------------------------------------------------- pushing
@@ -363,7 +369,8 @@ def _commit_folder(
     _refuse_files_with_token(folder, files, token)
     api = HfApi(token=token)
     with _stage("repository creation", repo_id, token):
-        api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+        # private=None keeps the namespace's default visibility unless the user asked for private
+        api.create_repo(repo_id, repo_type=repo_type, private=private or None, exist_ok=True)
         if revision and not create_pr:
             api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)
         remote = api.list_repo_files(repo_id, repo_type=repo_type, revision=revision)
@@ -426,6 +433,7 @@ def push_model(
         >>> push_model("out/kogpt2-nsmc-lora", "org/kogpt2-nsmc", merge=True)  # doctest: +SKIP
     """
     _check_repo_id(repo_id)
+    token = _resolve_token(token)  # before a merge that may take minutes
     model_dir = Path(model_dir)
     with tempfile.TemporaryDirectory(prefix="nsmc-gen-merged-") as scratch:
         if merge:
@@ -487,7 +495,7 @@ def dataset_card(nsmc: Any, repo_id: str, source: str) -> DatasetCard:
     MetadataConfigs({"default": {"data_files": data_files}}).to_dataset_card_data(data)
     split_dict = SplitDict()
     for name, rows in splits.items():
-        split_dict.add(SplitInfo(name=name, num_examples=rows))
+        split_dict.add(SplitInfo(name=name, num_bytes=nsmc[name].data.nbytes, num_examples=rows))
     info = DatasetInfo(features=next(iter(nsmc.values())).features, splits=split_dict)
     DatasetInfosDict({"default": info}).to_dataset_card_data(data)
     return DatasetCard.from_template(
@@ -546,7 +554,8 @@ def push_dataset(
     _check_repo_id(repo_id)
     _resolve_token(token)  # fail before the (long) preparation
     nsmc = load_nsmc(data_dir=data_dir, validation_size=validation_size, seed=seed)
-    source = str(data_dir) if data_dir is not None else NSMC_URL
+    # a local path would tell the world about the user's disk: name the files' origin instead
+    source = NSMC_URL if data_dir is None else f"local copies of the official files ({NSMC_URL})"
     with tempfile.TemporaryDirectory(prefix="nsmc-gen-dataset-") as scratch:
         files = prepare_dataset_folder(nsmc, scratch, repo_id, source=source)
         return _commit_folder(

@@ -58,13 +58,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dataset.set_defaults(func=run_push_dataset)
 
 
-def _report(run) -> int:
+def _report(command: str, run) -> int:
     from nsmc_gen.hub import HubPushError
 
     try:
         info = run()
-    except HubPushError as error:
-        print(f"nsmc-gen push: error: {error}", file=sys.stderr)
+    except HubPushError as error:  # network/Hub failures: exit 1 (usage errors exit 2 in nsmc_gen.cli)
+        print(f"nsmc-gen {command}: error: {error}", file=sys.stderr)
         return 1
     print(info.pr_url or info.commit_url)
     return 0
@@ -74,6 +74,7 @@ def run_push(args: argparse.Namespace) -> int:
     from nsmc_gen.hub import push_model
 
     return _report(
+        args.command,
         lambda: push_model(
             args.model_dir,
             args.repo_id,
@@ -83,7 +84,7 @@ def run_push(args: argparse.Namespace) -> int:
             commit_message=args.commit_message,
             merge=args.merge,
             render_card=not args.keep_card,
-        )
+        ),
     )
 
 
@@ -91,6 +92,7 @@ def run_push_dataset(args: argparse.Namespace) -> int:
     from nsmc_gen.hub import push_dataset
 
     return _report(
+        args.command,
         lambda: push_dataset(
             args.repo_id,
             args.data_dir,
@@ -100,5 +102,5 @@ def run_push_dataset(args: argparse.Namespace) -> int:
             revision=args.revision,
             create_pr=args.create_pr,
             commit_message=args.commit_message,
-        )
+        ),
     )
