@@ -314,6 +314,7 @@ def test_generation_runs_in_eval_mode_and_restores_the_mode(tiny_model, tokenize
 # --- sentiment guidance -------------------------------------------------------------------------
 
 
+@torch.no_grad()
 def reference_guidance(model, positive, negative, scale, steps, then, sample, eos, pad):
     """Classifier-free guidance by hand: both branches run in full each step (no cache, no padding),
     combined as transformers' UnbatchedClassifierFreeGuidanceLogitsProcessor does, then ``then``."""
