@@ -30,6 +30,7 @@ from nsmc_gen.generation import (
     decoding_settings,
     generate_reviews,
     install_custom_generate,
+    strategy_knobs,
     stream_review,
 )
 from nsmc_gen.processors import NucleusLogitsProcessor, RepetitionPenaltyLogitsProcessor
@@ -105,6 +106,7 @@ def test_defaults_come_from_decoding(tiny_model, tokenizer):
         "guidance_scale": DEFAULT_GUIDANCE_SCALE,
     }
     assert decoding_settings(sentiment=None)["guidance_scale"] == 1.0  # nothing to guide against
+    assert list(strategy_knobs("top-k")) == ["top_k", "temperature", *list(settings)[3:-1]]
 
 
 @pytest.mark.parametrize(
