@@ -38,15 +38,6 @@ from nsmc_gen.processors import NucleusLogitsProcessor, RepetitionPenaltyLogitsP
 FMT = ReviewFormat()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models on a busy 2-core machine: one intra-op thread avoids thread contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def token_ids(model, tokenizer, *args, **kwargs) -> tuple[torch.Tensor, int]:
     """Generated sequences (prompt included) and the prompt width, through build_generate_kwargs."""
     generate_kwargs = build_generate_kwargs(model, tokenizer, *args, **kwargs)
