@@ -5,20 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from nsmc_gen.cli import main
 from nsmc_gen.generation import generate_reviews
 from nsmc_gen.modeling import load_model_and_tokenizer
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models on a busy 2-core machine: one intra-op thread avoids thread contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def run(capsys, *argv: str) -> tuple[int, list[str], str]:

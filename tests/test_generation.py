@@ -30,20 +30,12 @@ from nsmc_gen.generation import (
     decoding_settings,
     generate_reviews,
     install_custom_generate,
+    strategy_knobs,
     stream_review,
 )
 from nsmc_gen.processors import NucleusLogitsProcessor, RepetitionPenaltyLogitsProcessor
 
 FMT = ReviewFormat()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models on a busy 2-core machine: one intra-op thread avoids thread contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def token_ids(model, tokenizer, *args, **kwargs) -> tuple[torch.Tensor, int]:
@@ -105,6 +97,7 @@ def test_defaults_come_from_decoding(tiny_model, tokenizer):
         "guidance_scale": DEFAULT_GUIDANCE_SCALE,
     }
     assert decoding_settings(sentiment=None)["guidance_scale"] == 1.0  # nothing to guide against
+    assert list(strategy_knobs("top-k")) == ["top_k", "temperature", *list(settings)[3:-1]]
 
 
 @pytest.mark.parametrize(
@@ -314,6 +307,7 @@ def test_generation_runs_in_eval_mode_and_restores_the_mode(tiny_model, tokenize
 # --- sentiment guidance -------------------------------------------------------------------------
 
 
+@torch.no_grad()
 def reference_guidance(model, positive, negative, scale, steps, then, sample, eos, pad):
     """Classifier-free guidance by hand: both branches run in full each step (no cache, no padding),
     combined as transformers' UnbatchedClassifierFreeGuidanceLogitsProcessor does, then ``then``."""

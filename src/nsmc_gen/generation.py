@@ -99,6 +99,21 @@ _CHECKS: dict[str, tuple[Any, str]] = {
 }
 
 
+def strategy_knobs(strategy: str) -> dict[str, Any]:
+    """The knobs ``strategy`` takes (its own and :data:`COMMON_KNOBS`), with their defaults.
+
+    Callers holding every knob (a form with all sliders) pass only these to the functions below,
+    which refuse a knob the strategy does not use rather than silently ignore it.
+
+    Example:
+        >>> list(strategy_knobs("beam"))
+        ['num_beams', 'repetition_penalty', 'no_repeat_ngram_size', 'min_new_tokens', 'max_new_tokens']
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
+    return {**STRATEGIES[strategy].knobs, **COMMON_KNOBS}
+
+
 def decoding_settings(
     strategy: str = DEFAULT_STRATEGY,
     *,
@@ -124,9 +139,7 @@ def decoding_settings(
         {'strategy': 'top-k', 'top_k': 20, 'temperature': 1.0, 'repetition_penalty': 1.2, \
 'no_repeat_ngram_size': 0, 'min_new_tokens': 0, 'max_new_tokens': 16, 'guidance_scale': 1.0}
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
-    knobs = {**STRATEGIES[strategy].knobs, **COMMON_KNOBS}
+    knobs = strategy_knobs(strategy)
     unknown = sorted(set(decoding) - set(knobs))
     if unknown:
         raise ValueError(f"strategy {strategy!r} takes {', '.join(knobs)}; got {', '.join(unknown)}")
