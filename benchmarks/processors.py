@@ -1,0 +1,150 @@
+"""Speed of our logits processors against transformers' and against one softmax, side by side.
+
+    python benchmarks/processors.py [--threads 2] [--clock wall|cpu] [--rounds 15] [--top-p 0.92]
+
+For batch 1, 8 and 64 and two kinds of float32 logits at vocabulary 51,200:
+- flat: ``randn * 3`` (the 0.92 nucleus holds ~3,000 tokens);
+- peaked: Zipf-like, as a trained LM gives (log of ``rank ** -s`` over a random permutation of the
+  vocabulary, s in [1.4, 1.6] per row, plus small noise: a nucleus of tens to hundreds).
+It prints the median milliseconds per call of NucleusLogitsProcessor, transformers' TopPLogitsWarper
+and one ``softmax`` over the same logits, then our repetition penalty against transformers' (on a
+64-token history), with the ratios. The candidates are timed in interleaved rounds so that a busy
+machine slows all of them alike. CUDA rows are added when a GPU is present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from functools import partial
+
+import torch
+from transformers import RepetitionPenaltyLogitsProcessor as HFRepetitionPenalty
+from transformers import TopPLogitsWarper
+
+from nsmc_gen.processors import NucleusLogitsProcessor, RepetitionPenaltyLogitsProcessor
+
+# Wall clock by default; --clock cpu counts this process's CPU seconds instead, which a crowded machine
+# (other processes taking turns on the cores) inflates far less. Meaningful with --threads 1 on CPU.
+CLOCK = time.perf_counter
+
+
+def flat_logits(batch: int, vocab: int, generator: torch.Generator) -> torch.Tensor:
+    return torch.randn(batch, vocab, generator=generator) * 3
+
+
+def peaked_logits(batch: int, vocab: int, generator: torch.Generator) -> torch.Tensor:
+    exponent = 1.4 + 0.2 * torch.rand(batch, 1, generator=generator)
+    ranks = torch.argsort(torch.rand(batch, vocab, generator=generator), dim=-1) + 1
+    noise = 0.1 * torch.randn(batch, vocab, generator=generator)
+    return -exponent * ranks.double().log().float() + noise
+
+
+def nucleus_size(logits: torch.Tensor, top_p: float) -> float:
+    kept = NucleusLogitsProcessor(top_p)(None, logits) > float("-inf")
+    return kept.sum(dim=-1).float().mean().item()
+
+
+def time_interleaved(candidates: dict, rounds: int, device: torch.device) -> dict[str, float]:
+    """Median ms per call of each candidate; each round calls each one a few times, in turn."""
+    clock = CLOCK
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for fn in candidates.values():  # warm-up
+        fn()
+        fn()
+    samples = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, fn in candidates.items():
+            sync()
+            start = clock()
+            for _ in range(3):
+                fn()
+            sync()
+            samples[name].append((clock() - start) / 3 * 1e3)
+    return {name: statistics.median(times) for name, times in samples.items()}
+
+
+def nucleus_rows(device: torch.device, vocab: int, top_p: float, rounds: int) -> list[str]:
+    ours, theirs = NucleusLogitsProcessor(top_p), TopPLogitsWarper(top_p)
+    lines = []
+    for kind, make in (("flat", flat_logits), ("peaked", peaked_logits)):
+        for batch in (1, 8, 64):
+            logits = make(batch, vocab, torch.Generator().manual_seed(batch)).to(device)
+            ms = time_interleaved(
+                {
+                    "ours": partial(ours, None, logits),
+                    "hf": partial(theirs, None, logits),
+                    "softmax": partial(torch.softmax, logits, dim=-1),
+                },
+                rounds,
+                device,
+            )
+            lines.append(
+                f"{device.type:>6} {kind:>7} {batch:>5} {nucleus_size(logits, top_p):>8.0f} "
+                f"{ms['ours']:>9.3f} {ms['hf']:>9.3f} {ms['softmax']:>9.3f} "
+                f"{ms['hf'] / ms['ours']:>9.1f}x {ms['ours'] / ms['softmax']:>9.1f}x"
+            )
+    return lines
+
+
+def penalty_rows(device: torch.device, vocab: int, rounds: int, history: int = 64) -> list[str]:
+    lines = []
+    for batch in (1, 8, 64):
+        generator = torch.Generator().manual_seed(batch)
+        logits = flat_logits(batch, vocab, generator).to(device)
+        input_ids = torch.randint(vocab, (batch, history), generator=generator).to(device)
+        candidates = {
+            "ours 1.2": (RepetitionPenaltyLogitsProcessor(1.2), HFRepetitionPenalty(1.2)),
+            "ours inf": (RepetitionPenaltyLogitsProcessor(float("inf")), HFRepetitionPenalty(1.2)),
+            "ours 1.2 prompt+pad": (
+                RepetitionPenaltyLogitsProcessor(1.2, prompt_length=8, pad_token_id=3),
+                HFRepetitionPenalty(1.2),
+            ),
+        }
+        for label, (ours, theirs) in candidates.items():
+            ms = time_interleaved(
+                {"ours": partial(ours, input_ids, logits), "hf": partial(theirs, input_ids, logits)},
+                rounds,
+                device,
+            )
+            lines.append(
+                f"{device.type:>6} {label:>20} {batch:>5} {ms['ours']:>9.3f} {ms['hf']:>9.3f} "
+                f"{ms['hf'] / ms['ours']:>9.2f}x"
+            )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds (default 15)")
+    parser.add_argument("--vocab", type=int, default=51200)
+    parser.add_argument("--top-p", type=float, default=0.92)
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="see CLOCK (default wall)")
+    args = parser.parse_args()
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
+    torch.set_num_threads(args.threads)
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    print(
+        f"torch {torch.__version__}, {args.threads} CPU threads, {args.clock} clock, "
+        f"vocab {args.vocab}, top_p {args.top_p}"
+    )
+    if torch.cuda.is_available():
+        print(f"GPU: {torch.cuda.get_device_name()}")
+    print("\nnucleus: median ms per call (ours / transformers' TopPLogitsWarper / one softmax)")
+    print(
+        f"{'device':>6} {'logits':>7} {'batch':>5} {'nucleus':>8} {'ours':>9} {'hf top-p':>9} "
+        f"{'softmax':>9} {'hf/ours':>10} {'ours/sm':>10}"
+    )
+    for device in devices:
+        print("\n".join(nucleus_rows(device, args.vocab, args.top_p, args.rounds)))
+    print("\nrepetition penalty (64-token history): median ms per call (ours / transformers' at 1.2)")
+    print(f"{'device':>6} {'ours':>20} {'batch':>5} {'ours':>9} {'hf':>9} {'hf/ours':>10}")
+    for device in devices:
+        print("\n".join(penalty_rows(device, args.vocab, args.rounds)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,328 @@
+"""Our own logits processors: the CTRL repetition penalty (with a strict form) and a fast nucleus filter.
+
+Both are ``transformers.LogitsProcessor`` subclasses, ``(input_ids, scores) -> scores``, so they work in
+``model.generate(logits_processor=LogitsProcessorList([...]))``, in pipelines and in beam search. Pass
+them with the built-in counterparts switched off (``repetition_penalty=1.0``, ``top_p=1.0``), or
+transformers applies both.
+
+This module is self-contained (torch, transformers and the standard library only) so that it can be
+copied as is into a model folder's ``custom_generate/``.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import torch
+from transformers import LogitsProcessor
+
+__all__ = ["NucleusLogitsProcessor", "RepetitionPenaltyLogitsProcessor"]
+
+
+def _check_real(name: str, value, valid: str) -> float:
+    """``value`` as a float; a ValueError naming ``name`` and ``valid`` when it is not a real number."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise ValueError(f"`{name}` must be a number {valid}, got {value!r}")
+    return float(value)
+
+
+def _check_optional_index(name: str, value) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"`{name}` must be None or an integer >= 0, got {value!r}")
+    return value
+
+
+class RepetitionPenaltyLogitsProcessor(LogitsProcessor):
+    r"""The CTRL repetition penalty: the logit of every token already seen is divided by ``penalty`` if
+    it is positive and multiplied by it if it is negative, once per token however often it was seen.
+
+    For finite penalties the result is bit for bit what ``transformers.RepetitionPenaltyLogitsProcessor``
+    returns. ``penalty=float("inf")`` is the strict form: a seen token's logit becomes ``-inf``, so its
+    probability is exactly 0 and it can never be picked again (transformers' class, given ``inf``,
+    would turn positive logits into 0 instead). ``penalty=1.0`` changes nothing; values below 1 reward
+    repetition.
+
+    Args:
+        penalty: ``> 0``; 1.0 is no penalty, ``float("inf")`` forbids repeats.
+        prompt_length: if set, only tokens at positions ``>= prompt_length`` of ``input_ids`` count as
+            seen, i.e. only generated tokens are penalised (in a left-padded batch every row's prompt
+            region has this same width: the padded prompt length).
+        pad_token_id: if set, this token is never penalised (left padding does not count as seen).
+            When it equals the EOS token (GPT-2 style), EOS is not penalised either.
+
+    Token ids that are ``>= scores.shape[-1]`` (an embedding larger than the LM head) are ignored, as
+    transformers does. Works for any number of rows (batch x beams); ``scores`` keeps its dtype.
+
+    Examples:
+
+    ```python
+    >>> import torch
+    >>> from nsmc_gen.processors import RepetitionPenaltyLogitsProcessor
+    >>> scores = torch.tensor([[2.0, -1.0, 0.5, 3.0]])
+    >>> seen = torch.tensor([[0, 1, 1]])
+    >>> RepetitionPenaltyLogitsProcessor(2.0)(seen, scores)
+    tensor([[ 1.0000, -2.0000,  0.5000,  3.0000]])
+    >>> RepetitionPenaltyLogitsProcessor(float("inf"))(seen, scores)
+    tensor([[  -inf,   -inf, 0.5000, 3.0000]])
+    >>> RepetitionPenaltyLogitsProcessor(2.0, prompt_length=1)(seen, scores)  # token 0 is prompt
+    tensor([[ 2.0000, -2.0000,  0.5000,  3.0000]])
+    >>> RepetitionPenaltyLogitsProcessor(2.0, pad_token_id=0)(seen, scores)
+    tensor([[ 2.0000, -2.0000,  0.5000,  3.0000]])
+
+    ```
+
+    In ``generate``, with the built-in penalty left off so it is not applied twice:
+
+    ```python
+    >>> from transformers import GPT2Config, GPT2LMHeadModel, LogitsProcessorList
+    >>> _ = torch.manual_seed(0)
+    >>> model = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=64, n_embd=16, n_layer=1, n_head=2))
+    >>> prompt = torch.tensor([[1, 2, 3]])
+    >>> out = model.generate(
+    ...     prompt, do_sample=False, max_new_tokens=20, repetition_penalty=1.0, pad_token_id=0,
+    ...     logits_processor=LogitsProcessorList([RepetitionPenaltyLogitsProcessor(float("inf"))]),
+    ... )
+    >>> tokens = out[0].tolist()
+    >>> len(set(tokens)) == len(tokens)  # strict: no token appears twice, prompt included
+    True
+
+    ```
+    """
+
+    def __init__(self, penalty: float, prompt_length: int | None = None, pad_token_id: int | None = None):
+        penalty = _check_real("penalty", penalty, "> 0 (1.0: no penalty, float('inf'): strict)")
+        if not penalty > 0:  # also rejects NaN
+            raise ValueError(f"`penalty` must be > 0 (1.0: no penalty, float('inf'): strict), got {penalty}")
+        self.penalty = penalty
+        self.prompt_length = _check_optional_index("prompt_length", prompt_length)
+        self.pad_token_id = _check_optional_index("pad_token_id", pad_token_id)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.penalty == 1.0:
+            return scores
+        ids = input_ids if self.prompt_length is None else input_ids[:, self.prompt_length :]
+        if ids.shape[-1] == 0:
+            return scores
+        vocab_size = scores.shape[-1]
+        # The common path is gather -> rule -> scatter into a copy: one full copy of ``scores`` (where
+        # transformers makes two, padding by a column and scattering). Ignored positions (pad, ids beyond
+        # the head) take the id of a token the same row does penalise, so every write to one place
+        # carries the same value; a row with nothing to penalise writes its own score back.
+        ignored = ids >= vocab_size
+        if self.pad_token_id is not None:
+            ignored |= ids == self.pad_token_id
+        has_ignored = bool(ignored.any())
+        if has_ignored:
+            valid = ~ignored
+            has_valid = valid.any(dim=1, keepdim=True)
+            stand_in = ids.gather(1, valid.to(torch.uint8).argmax(dim=1, keepdim=True))
+            stand_in = stand_in.masked_fill(~has_valid, 0)
+            ids = torch.where(ignored, stand_in, ids)
+        if math.isinf(self.penalty) and not has_ignored:
+            return scores.scatter(1, ids, float("-inf"))
+        score = torch.gather(scores, 1, ids)
+        if math.isinf(self.penalty):
+            penalised = torch.full_like(score, float("-inf"))
+        else:
+            # The same expression as transformers, hence the same bits.
+            penalised = torch.where(score < 0, score * self.penalty, score / self.penalty)
+        if has_ignored:
+            penalised = torch.where(has_valid, penalised, score)
+        return scores.scatter(1, ids, penalised)
+
+
+class NucleusLogitsProcessor(LogitsProcessor):
+    r"""Nucleus (top-p) filtering without sorting the vocabulary.
+
+    Keeps the smallest set of most probable tokens whose probabilities add up to at least ``top_p`` (and
+    always the ``min_tokens_to_keep`` most probable ones); every other score becomes ``filter_value``.
+    Kept scores are returned unchanged.
+
+    It decides exactly as ``transformers.TopPLogitsWarper`` does (a token is removed when the
+    probability mass of it and of every less probable token is ``<= 1 - top_p``), except where that
+    mass lies within float32 rounding of ``1 - top_p``, where the order of summation decides either
+    way, and among tokens with exactly equal scores at the cut, where transformers' unstable sort picks
+    arbitrarily and we keep lower token ids first. The arithmetic is done in float32: float16 and
+    bfloat16 scores are converted to float32 for the decision and the result is returned in the input
+    dtype (transformers' generate hands processors float32 scores anyway).
+
+    Args:
+        top_p: in ``(0, 1]``; 1.0 keeps every token of non-zero probability.
+        min_tokens_to_keep: an integer ``>= 1``.
+        filter_value: the score given to removed tokens.
+
+    Examples:
+
+    ```python
+    >>> import torch
+    >>> from nsmc_gen.processors import NucleusLogitsProcessor
+    >>> probs = torch.tensor([[0.5, 0.05, 0.3, 0.15]])
+    >>> NucleusLogitsProcessor(0.8)(None, probs.log()).exp()  # 0.5 + 0.3 reaches 0.8
+    tensor([[0.5000, 0.0000, 0.3000, 0.0000]])
+    >>> NucleusLogitsProcessor(0.81)(None, probs.log()).exp()
+    tensor([[0.5000, 0.0000, 0.3000, 0.1500]])
+    >>> NucleusLogitsProcessor(0.1, min_tokens_to_keep=2)(None, probs.log()).exp()
+    tensor([[0.5000, 0.0000, 0.3000, 0.0000]])
+
+    ```
+
+    Sampling with it in ``generate`` (the built-in ``top_p`` and ``top_k`` off):
+
+    ```python
+    >>> from transformers import GPT2Config, GPT2LMHeadModel, LogitsProcessorList
+    >>> _ = torch.manual_seed(0)
+    >>> model = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=64, n_embd=16, n_layer=1, n_head=2))
+    >>> out = model.generate(
+    ...     torch.tensor([[1, 2, 3]]), do_sample=True, top_p=1.0, top_k=0, max_new_tokens=5, pad_token_id=0,
+    ...     logits_processor=LogitsProcessorList([NucleusLogitsProcessor(0.9)]),
+    ... )
+    >>> out.shape
+    torch.Size([1, 8])
+
+    ```
+    """
+
+    # Histogram bins: the top float32 bits of a probability (exponent and 5 mantissa bits), i.e. 32 bins
+    # per halving of the probability, each 2.2% wide; probabilities in [0, 1] give bins 0 .. 4064.
+    _SHIFT = 18
+    _NUM_BINS = (0x3F800000 >> _SHIFT) + 1
+
+    def __init__(self, top_p: float, min_tokens_to_keep: int = 1, filter_value: float = -float("inf")):
+        top_p = _check_real("top_p", top_p, "in (0, 1]")
+        if not 0.0 < top_p <= 1.0:
+            raise ValueError(f"`top_p` must be in (0, 1], got {top_p}")
+        k = min_tokens_to_keep
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"`min_tokens_to_keep` must be an integer >= 1, got {min_tokens_to_keep!r}")
+        self.top_p = top_p
+        self.min_tokens_to_keep = min_tokens_to_keep
+        self.filter_value = float(_check_real("filter_value", filter_value, "(a float)"))
+
+    def __call__(self, input_ids: torch.LongTensor | None, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if scores.dim() != 2:
+            raise ValueError(f"`scores` must be 2-D (rows, vocabulary), got shape {tuple(scores.shape)}")
+        logits = scores.float().contiguous()  # no copy for contiguous float32 scores
+        top = logits.amax(dim=-1, keepdim=True)
+        if not bool(torch.isfinite(top).all()):
+            # NaN, +inf or an all -inf row: no histogram can be built; decide literally, by sorting.
+            return self._by_sort(logits).to(scores.dtype)
+        probs = logits.softmax(dim=-1)
+        if self.top_p == 1.0:
+            return self._keep_nonzero(logits, probs, scores)
+        return self._by_histogram(logits, top, probs, scores)
+
+    # Why a histogram: the kept set is "every token down to the first one (in descending order) at which
+    # the mass of the tokens above it reaches top_p", so only that cut has to be found, and a full sort
+    # of the vocabulary (what transformers does: ~100x the cost of a softmax at vocabulary 51,200) is not
+    # needed for it. One pass puts every token in a bin by its probability (the float's top bits: bins
+    # are fine everywhere, 2.2% of the value wide) and sums the probability of each bin; the cumulative
+    # bin masses, from the top, name the bin that holds the cut. Only that bin's few tokens (a few dozen
+    # for a flat distribution at vocabulary 51,200) are then sorted, by score, and decided one by one
+    # with the exact mass above them. Every token in a higher bin is kept, every token in a lower one is
+    # removed, so the output is a per-row threshold on the scores (softmax is monotonic, so the order of
+    # the bins is the order of the scores).
+    def _by_histogram(self, logits, top, probs, scores):
+        rows, vocab = logits.shape
+        nbins = self._NUM_BINS
+        bins = torch.bitwise_right_shift(probs.view(torch.int32), self._SHIFT)
+        mass = torch.zeros(rows, nbins, dtype=probs.dtype, device=probs.device)
+        if probs.device.type == "cpu":  # index_add_ takes int32 indices: no int64 copy of the bins
+            for r in range(rows):
+                mass[r].index_add_(0, bins[r], probs[r])
+        else:
+            mass.scatter_add_(1, bins.long(), probs)
+        # cum[:, j]: the mass of bin nbins - 1 - j and of every higher bin.
+        cum = mass.flip(-1).double().cumsum(dim=-1)
+        # The total from a pairwise sum: low bins hold thousands of sequentially added probabilities,
+        # whose rounding would show at the cut.
+        total = probs.sum(dim=-1, keepdim=True).double()
+        # transformers removes a token when the mass at and below it is <= float32(1 - top_p), i.e. it
+        # keeps tokens while the mass strictly above them is < total - that.
+        need = total - float(torch.tensor(1.0 - self.top_p, dtype=torch.float32))
+        cut = (cum < need).sum(dim=-1).clamp_(max=nbins - 1)  # in cum's (descending) order
+        # min_tokens_to_keep: the k-th highest score, how many tokens tied with it are still needed to
+        # make k, and its bin if that is lower than the cut.
+        k = min(self.min_tokens_to_keep, vocab)
+        if k == 1:
+            kth, short = top, torch.ones(rows, 1, dtype=torch.int64, device=top.device)
+        else:
+            highest, highest_index = logits.topk(k, dim=-1)
+            kth = highest[:, -1:]
+            short = k - (highest > kth).sum(dim=-1, keepdim=True)
+            kth_bin = nbins - 1 - bins.gather(1, highest_index[:, -1:]).squeeze(1).long()
+            cut = torch.maximum(cut, kth_bin)
+        above = torch.where(cut > 0, cum.gather(1, (cut - 1).clamp(min=0).unsqueeze(1)).squeeze(1), 0.0)
+
+        # The cut bin's tokens, in descending order of score (equal scores: lower id first).
+        row, col = self._members(bins, (nbins - 1 - cut).to(bins.dtype))
+        value = logits[row, col]
+        order = torch.sort(value, descending=True, stable=True).indices
+        order = order[torch.sort(row[order], stable=True).indices]
+        row, col, value = row[order], col[order], value[order]
+        prob = probs[row, col].double()
+        counts = torch.bincount(row, minlength=rows)
+        starts = counts.cumsum(0) - counts
+        running = prob.cumsum(0) - prob  # mass before each token, over the flattened rows
+        mass_above = above[row] + running - running[starts[row]]
+        at_kth = value == kth.squeeze(1)[row]
+        tie_rank = at_kth.cumsum(0) - at_kth.long()
+        tie_rank = tie_rank - tie_rank[starts[row]]
+        by_rank = (value > kth.squeeze(1)[row]) | (at_kth & (tie_rank < short.squeeze(1)[row]))
+        kept = (mass_above < need.squeeze(1)[row]) | by_rank
+        # kept is a prefix of each row's run; the last kept token gives the row's threshold.
+        n_kept = torch.zeros(rows, dtype=torch.int64, device=row.device).index_add_(0, row, kept.long())
+        last = value[(starts + n_kept - 1).clamp(min=0)]
+        threshold = torch.where(n_kept > 0, last, top.squeeze(1))
+        # Tokens equal to the threshold but past the cut (ties) are removed one by one afterwards.
+        tied_out = (~kept) & (value == threshold[row])
+        out = self._apply_threshold(logits, threshold)
+        out[row[tied_out], col[tied_out]] = self.filter_value
+        return out.to(scores.dtype)
+
+    @staticmethod
+    def _members(bins: torch.Tensor, chosen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(row, column) of every entry of ``bins`` equal to its row's ``chosen`` bin, row-major.
+
+        A plain ``nonzero`` over the (rows, vocabulary) mask costs as much as the histogram; reading the
+        mask 8 bytes at a time finds the few words with a member first, then the members in them.
+        """
+        rows, vocab = bins.shape
+        width = -(-vocab // 8) * 8
+        mask = torch.empty(rows, width, dtype=torch.bool, device=bins.device)
+        mask[:, vocab:] = False
+        torch.eq(bins, chosen.unsqueeze(1), out=mask[:, :vocab])
+        word_row, word = mask.view(torch.int64).nonzero(as_tuple=True)
+        cols = word.unsqueeze(1) * 8 + torch.arange(8, device=bins.device)
+        pick, offset = mask[word_row.unsqueeze(1), cols].nonzero(as_tuple=True)
+        return word_row[pick], cols[pick, offset]
+
+    def _apply_threshold(self, logits: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+        """``logits`` where ``>= threshold`` (per row), else ``filter_value``."""
+        if logits.device.type != "cpu":
+            return torch.where(logits >= threshold.unsqueeze(1), logits, self.filter_value)
+        # On CPU, torch.where and masked_fill with a boolean mask run ~5x slower than one elementwise
+        # pass; torch.threshold (keep x > t) is a vectorised pass. x > nextafter(t, -inf) == x >= t.
+        below = torch.nextafter(threshold, torch.tensor(float("-inf"), dtype=threshold.dtype)).tolist()
+        out = torch.empty_like(logits)
+        for r, t in enumerate(below):
+            torch.threshold(logits[r], t, self.filter_value, out=out[r])
+        return out
+
+    def _keep_nonzero(self, logits, probs, scores):
+        """top_p == 1: transformers removes exactly the tokens of probability 0 (beyond the k kept)."""
+        k = min(self.min_tokens_to_keep, logits.shape[-1])
+        kth = logits.topk(k, dim=-1).values[:, -1:]
+        remove = (probs == 0) & (logits < kth)
+        return logits.masked_fill(remove, self.filter_value).to(scores.dtype)
+
+    def _by_sort(self, logits: torch.Tensor) -> torch.Tensor:
+        """transformers' own procedure, for inputs the histogram cannot take (NaN, +inf, all -inf)."""
+        sorted_logits, sorted_indices = torch.sort(logits, descending=False)
+        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        remove = cumulative <= (1 - self.top_p)
+        remove[..., -self.min_tokens_to_keep :] = False
+        remove = remove.scatter(1, sorted_indices, remove)
+        return logits.masked_fill(remove, self.filter_value)

@@ -1,0 +1,402 @@
+"""Our logits processors against transformers' and against a float64 reference.
+
+The nucleus filter must keep what ``TopPLogitsWarper`` keeps, except for tokens whose decision is
+truly disputed: where the probability mass at and below them lies within float32 rounding (1e-5) of
+``1 - top_p`` in a float64 reference, or where tokens of exactly equal score straddle the cut (which
+transformers' unstable sort orders arbitrarily). The repetition penalty must equal transformers' bit
+for bit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from transformers import LogitsProcessorList, TopPLogitsWarper
+from transformers import RepetitionPenaltyLogitsProcessor as HFRepetitionPenalty
+
+from nsmc_gen.processors import NucleusLogitsProcessor, RepetitionPenaltyLogitsProcessor
+
+INF = float("inf")
+TOLERANCE = 1e-5  # float32 rounding of a cumulative probability
+
+
+# ---------------------------------------------------------------- nucleus: a float64 reference
+
+
+def settled(logits: torch.Tensor, top_p: float, min_tokens_to_keep: int = 1):
+    """(surely kept, surely removed) masks by transformers' rule, computed in float64.
+
+    transformers removes a token when the mass of it and of every token sorted below it is
+    ``<= float32(1 - top_p)``, and keeps the ``min_tokens_to_keep`` highest. For tokens tied in score
+    the mass below them depends on the sort order, so it is taken as a range over the tie.
+    """
+    x = logits.double()
+    vocab = x.shape[-1]
+    values, order = torch.sort(x, dim=-1)
+    p = x.softmax(dim=-1).gather(1, order)
+    cum = p.cumsum(dim=-1)
+    position = torch.arange(vocab).expand_as(x)
+    starts = torch.ones_like(x, dtype=torch.bool)
+    starts[:, 1:] = values[:, 1:] != values[:, :-1]
+    ends = torch.ones_like(starts)
+    ends[:, :-1] = starts[:, 1:]
+    first = torch.where(starts, position, 0).cummax(dim=-1).values  # first position of each tie group
+    last = torch.where(ends, position, vocab).flip(-1).cummin(dim=-1).values.flip(-1)  # ... and last
+    below = torch.where(first > 0, cum.gather(1, (first - 1).clamp(min=0)), 0.0)
+    low, high = below + p, cum.gather(1, last)  # mass at-and-below, over all orders of the tie
+    greater = vocab - 1 - last  # tokens with a strictly higher score
+    greater_or_equal = vocab - first
+    limit = float(torch.tensor(1 - top_p, dtype=torch.float32))
+    keep_sorted = (low > limit + TOLERANCE) | (greater_or_equal <= min_tokens_to_keep)
+    remove_sorted = (high <= limit - TOLERANCE) & (greater >= min_tokens_to_keep)
+    keep = torch.zeros_like(starts).scatter_(1, order, keep_sorted)
+    remove = torch.zeros_like(starts).scatter_(1, order, remove_sorted)
+    return keep, remove
+
+
+def assert_nucleus_ok(out, logits, keep, remove, filter_value=-INF):
+    """``out`` agrees with the reference on every settled token, and is a valid filtering elsewhere."""
+    filtered = torch.full_like(logits, filter_value)
+    assert torch.equal(out[keep], logits[keep])
+    assert torch.equal(out[remove], filtered[remove])
+    disputed = ~(keep | remove)
+    assert torch.all((out[disputed] == logits[disputed]) | (out[disputed] == filter_value))
+    # What is kept is the top of the ranking: no kept token scores below a removed one.
+    finite = logits > -INF
+    kept = (out == logits) & finite
+    lowest_kept = torch.where(kept, logits.float(), INF).amin(dim=-1)
+    highest_removed = torch.where(kept | ~finite, -INF, logits.float()).amax(dim=-1)
+    assert torch.all(lowest_kept >= highest_removed)
+    return disputed
+
+
+def check_against_transformers(logits, top_p, min_tokens_to_keep=1):
+    ours = NucleusLogitsProcessor(top_p, min_tokens_to_keep=min_tokens_to_keep)(None, logits)
+    theirs = TopPLogitsWarper(top_p, min_tokens_to_keep=min_tokens_to_keep)(None, logits)
+    assert ours.dtype == logits.dtype and ours.shape == logits.shape
+    keep, remove = settled(logits, top_p, min_tokens_to_keep)
+    disputed = assert_nucleus_ok(ours, logits, keep, remove)
+    assert_nucleus_ok(theirs, logits, keep, remove)  # the reference is fair to transformers too
+    assert not torch.any((ours != theirs) & ~disputed)
+    return disputed
+
+
+def flat_logits(batch, vocab, generator, scale=3.0):
+    return torch.randn(batch, vocab, generator=generator) * scale
+
+
+def peaked_logits(batch, vocab, generator):
+    """Zipf-like: log(rank ** -s) over a random permutation, plus noise: a nucleus of tens to hundreds."""
+    exponent = 1.4 + 0.2 * torch.rand(batch, 1, generator=generator)
+    ranks = torch.argsort(torch.rand(batch, vocab, generator=generator), dim=-1) + 1
+    return -exponent * ranks.double().log().float() + 0.1 * torch.randn(batch, vocab, generator=generator)
+
+
+# ---------------------------------------------------------------- nucleus: exactness
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_nucleus_matches_transformers_on_small_random_cases(seed):
+    g = torch.Generator().manual_seed(seed)
+    batch = int(torch.randint(1, 65, (1,), generator=g))
+    vocab = int(torch.randint(2, 400, (1,), generator=g))
+    top_p = [0.05, 0.3, 0.5, 0.8, 0.9, 0.92, 0.95, 0.99, 0.999, 1.0][seed % 10]
+    min_tokens_to_keep = [1, 1, 1, 2, 7][seed % 5]
+    kind = seed % 4
+    if kind == 0:
+        logits = flat_logits(batch, vocab, g, scale=float(torch.rand(1, generator=g)) * 6 + 0.1)
+    elif kind == 1:
+        logits = peaked_logits(batch, vocab, g)
+    elif kind == 2:  # many exact ties
+        logits = (flat_logits(batch, vocab, g) * 2).round() / 2
+    else:  # masked-out tokens (-inf), as after top-k or a bad-words processor
+        logits = flat_logits(batch, vocab, g).masked_fill(torch.rand(batch, vocab, generator=g) < 0.4, -INF)
+        logits[:, 0] = 1.0  # every row keeps one finite score
+    check_against_transformers(logits, top_p, min_tokens_to_keep)
+
+
+@pytest.mark.parametrize(
+    ("kind", "batch", "top_p", "min_tokens_to_keep"),
+    [("flat", 64, 0.92, 1), ("peaked", 64, 0.92, 1), ("flat", 8, 0.5, 3), ("peaked", 13, 0.99, 1)],
+)
+def test_nucleus_matches_transformers_at_vocabulary_51200(kind, batch, top_p, min_tokens_to_keep):
+    g = torch.Generator().manual_seed(batch)
+    make = flat_logits if kind == "flat" else peaked_logits
+    logits = make(batch, 51200, g)
+    disputed = check_against_transformers(logits, top_p, min_tokens_to_keep)
+    assert disputed.float().mean() < 0.005  # the reference settles nearly every token: the test has teeth
+
+
+def test_nucleus_with_masked_tokens_at_vocabulary_51200():
+    g = torch.Generator().manual_seed(5)
+    logits = peaked_logits(16, 51200, g)
+    logits[torch.rand(16, 51200, generator=g) < 0.5] = -INF
+    logits[:, 7] = 0.0
+    check_against_transformers(logits, 0.92)
+    out = NucleusLogitsProcessor(0.92)(None, logits)
+    assert torch.all(out[logits == -INF] == -INF)
+
+
+def test_nucleus_keeps_the_smallest_set_reaching_top_p():
+    probs = torch.tensor([[0.5, 0.05, 0.3, 0.15], [0.25, 0.25, 0.25, 0.25]])
+    out = NucleusLogitsProcessor(0.6)(None, probs.log())
+    assert (out > -INF).tolist() == [[True, False, True, False], [True, True, True, False]]
+    assert torch.equal(out[out > -INF], probs.log()[out > -INF])  # kept scores are untouched
+
+
+def test_nucleus_min_tokens_to_keep_overrides_a_tiny_top_p():
+    logits = flat_logits(6, 1000, torch.Generator().manual_seed(1))
+    for k in (1, 2, 10, 999, 1000, 5000):
+        out = NucleusLogitsProcessor(1e-6, min_tokens_to_keep=k)(None, logits)
+        kept = out > -INF
+        assert torch.all(kept.sum(dim=-1) == min(k, 1000))
+        assert torch.equal(kept, logits >= logits.topk(min(k, 1000)).values[:, -1:])
+
+
+def test_nucleus_ties_at_the_cut_keep_lower_ids_first():
+    logits = torch.zeros(1, 10)  # uniform: 0.35 needs 4 of 10 equal tokens
+    out = NucleusLogitsProcessor(0.35)(None, logits)
+    assert (out > -INF).nonzero()[:, 1].tolist() == [0, 1, 2, 3]
+
+
+def test_nucleus_custom_filter_value():
+    logits = flat_logits(4, 300, torch.Generator().manual_seed(2))
+    out = NucleusLogitsProcessor(0.7, filter_value=-1234.0)(None, logits)
+    assert_nucleus_ok(out, logits, *settled(logits, 0.7), filter_value=-1234.0)
+    assert (out == -1234.0).any()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_nucleus_half_precision_decides_in_float32_and_returns_the_input_dtype(dtype):
+    g = torch.Generator().manual_seed(3)
+    logits = peaked_logits(8, 5000, g).to(dtype)  # half precision: many exact ties
+    out = NucleusLogitsProcessor(0.9)(None, logits)
+    assert out.dtype == dtype
+    assert torch.equal(out, NucleusLogitsProcessor(0.9)(None, logits.float()).to(dtype))
+    assert_nucleus_ok(out.float(), logits.float(), *settled(logits.float(), 0.9))
+
+
+def test_nucleus_non_finite_rows_follow_transformers():
+    logits = flat_logits(4, 50, torch.Generator().manual_seed(4))
+    logits[1] = -INF  # nothing to keep
+    logits[2, 3] = INF
+    logits[3, 5] = float("nan")
+    ours = NucleusLogitsProcessor(0.9)(None, logits)
+    theirs = TopPLogitsWarper(0.9)(None, logits)
+    assert torch.equal(ours.isnan(), theirs.isnan())
+    assert torch.equal(ours.nan_to_num(), theirs.nan_to_num())
+
+
+def test_nucleus_empty_batch():
+    out = NucleusLogitsProcessor(0.9)(None, torch.zeros(0, 10))
+    assert out.shape == (0, 10)
+
+
+@pytest.mark.parametrize("shape", [(10,), (2, 3, 10)])
+def test_nucleus_rejects_scores_that_are_not_2d(shape):
+    with pytest.raises(ValueError, match="2-D"):
+        NucleusLogitsProcessor(0.9)(None, torch.zeros(shape))
+
+
+@pytest.mark.parametrize("top_p", [0, 0.0, -0.1, 1.0001, 2, float("nan"), INF, "0.9", None, True])
+def test_nucleus_rejects_top_p_outside_0_1(top_p):
+    with pytest.raises(ValueError, match=r"top_p.*\(0, 1\]"):
+        NucleusLogitsProcessor(top_p)
+
+
+@pytest.mark.parametrize("k", [0, -1, 1.0, 2.5, "3", None, True])
+def test_nucleus_rejects_bad_min_tokens_to_keep(k):
+    with pytest.raises(ValueError, match=r"min_tokens_to_keep.*integer >= 1"):
+        NucleusLogitsProcessor(0.9, min_tokens_to_keep=k)
+
+
+# ---------------------------------------------------------------- repetition penalty
+
+
+def random_case(seed, batch, vocab, length, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    scores = (torch.randn(batch, vocab, generator=g) * 4).to(dtype)
+    scores[:, : vocab // 10] = 0.0  # zero logits: neither divided nor multiplied visibly
+    scores[:, vocab // 10 : vocab // 5] = -INF
+    input_ids = torch.randint(vocab, (batch, length), generator=g)  # with repeats
+    return input_ids, scores
+
+
+@pytest.mark.parametrize("penalty", [1.2, 2.0, 0.5, 1.0, 3.7, 1e6])
+@pytest.mark.parametrize(
+    ("batch", "vocab", "length"), [(1, 5, 3), (3, 50, 40), (64, 51200, 20), (7, 6000, 1)]
+)
+def test_penalty_equals_transformers_bit_for_bit(penalty, batch, vocab, length):
+    input_ids, scores = random_case(batch * vocab + length, batch, vocab, length)
+    ours = RepetitionPenaltyLogitsProcessor(penalty)(input_ids, scores.clone())
+    theirs = HFRepetitionPenalty(penalty)(input_ids, scores.clone())
+    assert torch.equal(ours, theirs)
+    if penalty != 1.0:
+        assert not torch.equal(ours, scores)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_penalty_equals_transformers_in_half_precision(dtype):
+    input_ids, scores = random_case(0, 4, 300, 30, dtype)
+    ours = RepetitionPenaltyLogitsProcessor(1.3)(input_ids, scores)
+    assert ours.dtype == dtype
+    assert torch.equal(ours, HFRepetitionPenalty(1.3)(input_ids, scores))
+
+
+@pytest.mark.parametrize("prompt_length", [0, 1, 5, 12])
+def test_penalty_prompt_length_equals_transformers_prompt_ignore_length(prompt_length):
+    input_ids, scores = random_case(prompt_length, 5, 100, 12)
+    ours = RepetitionPenaltyLogitsProcessor(1.5, prompt_length=prompt_length)(input_ids, scores)
+    theirs = HFRepetitionPenalty(1.5, prompt_ignore_length=prompt_length)(input_ids, scores)
+    assert torch.equal(ours, theirs)
+
+
+def test_penalty_does_not_modify_its_input():
+    input_ids, scores = random_case(1, 3, 40, 10)
+    before = scores.clone()
+    RepetitionPenaltyLogitsProcessor(1.5, pad_token_id=3)(input_ids, scores)
+    RepetitionPenaltyLogitsProcessor(INF)(input_ids, scores)
+    assert torch.equal(scores, before)
+
+
+def test_penalty_ignores_ids_beyond_the_head_like_transformers():
+    input_ids, scores = random_case(2, 3, 40, 10)
+    input_ids[0, :4] = torch.tensor([40, 45, 41, 40])  # an embedding larger than the LM head
+    input_ids[1, :] = 44  # a row with nothing to penalise
+    for penalty in (1.5, INF):
+        ours = RepetitionPenaltyLogitsProcessor(penalty)(input_ids, scores)
+        assert ours.shape == scores.shape
+        if penalty != INF:
+            assert torch.equal(ours, HFRepetitionPenalty(penalty)(input_ids, scores))
+        assert torch.equal(ours[1], scores[1])
+
+
+def test_strict_penalty_gives_seen_tokens_probability_zero():
+    input_ids, scores = random_case(3, 8, 200, 50)
+    out = RepetitionPenaltyLogitsProcessor(INF)(input_ids, scores)
+    seen = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, input_ids, True)
+    assert torch.all(out[seen] == -INF)
+    assert torch.equal(out[~seen], scores[~seen])
+    probs = out.softmax(dim=-1)
+    assert torch.all(probs[seen] == 0)
+    draws = torch.multinomial(probs, 2000, replacement=True, generator=torch.Generator().manual_seed(0))
+    assert not seen.gather(1, draws).any()
+
+
+def test_pad_token_is_never_penalised():
+    pad = 0
+    scores = torch.tensor([[2.0, 3.0, -1.0, 4.0], [2.0, 3.0, -1.0, 4.0], [2.0, 3.0, -1.0, 4.0]])
+    input_ids = torch.tensor([[0, 0, 1, 2], [0, 0, 0, 0], [0, 3, 0, 3]])  # left padding; an all-pad row
+    for penalty, expect in [
+        (2.0, [[2.0, 1.5, -2.0, 4.0], [2.0, 3.0, -1.0, 4.0], [2.0, 3.0, -1.0, 2.0]]),
+        (INF, [[2.0, -INF, -INF, 4.0], [2.0, 3.0, -1.0, 4.0], [2.0, 3.0, -1.0, -INF]]),
+    ]:
+        out = RepetitionPenaltyLogitsProcessor(penalty, pad_token_id=pad)(input_ids, scores)
+        assert out.tolist() == expect
+
+
+def test_pad_and_prompt_length_on_a_left_padded_batch():
+    """Row 0's prompt is [5, 6], row 1's [7, 8, 9], left-padded with 0 to width 3; then 2 generated."""
+    input_ids = torch.tensor([[0, 5, 6, 6, 0], [7, 8, 9, 1, 2]])
+    scores = torch.ones(2, 10)
+    out = RepetitionPenaltyLogitsProcessor(INF, prompt_length=3, pad_token_id=0)(input_ids, scores)
+    assert (out == -INF).nonzero().tolist() == [[0, 6], [1, 1], [1, 2]]
+
+
+def test_penalty_one_is_a_no_op_and_empty_history_too():
+    input_ids, scores = random_case(4, 2, 30, 6)
+    assert torch.equal(RepetitionPenaltyLogitsProcessor(1.0)(input_ids, scores), scores)
+    out = RepetitionPenaltyLogitsProcessor(2.0, prompt_length=6)(input_ids, scores)
+    assert torch.equal(out, scores)
+
+
+@pytest.mark.parametrize("penalty", [0, 0.0, -1.2, float("nan"), "1.2", None, True])
+def test_penalty_rejects_non_positive_or_nan(penalty):
+    with pytest.raises(ValueError, match=r"penalty.*> 0"):
+        RepetitionPenaltyLogitsProcessor(penalty)
+
+
+@pytest.mark.parametrize("option", ["prompt_length", "pad_token_id"])
+@pytest.mark.parametrize("value", [-1, 1.5, "3"])
+def test_penalty_rejects_bad_options(option, value):
+    with pytest.raises(ValueError, match=rf"{option}.*integer >= 0"):
+        RepetitionPenaltyLogitsProcessor(1.2, **{option: value})
+
+
+# ---------------------------------------------------------------- inside generate()
+
+# Built-in counterparts off (repetition_penalty=1.0, top_p=1.0, top_k=0) so nothing applies twice.
+OFF = dict(repetition_penalty=1.0, top_p=1.0, top_k=0, temperature=1.0)
+
+
+def generate(model, tokenizer, prompts, processors=(), seed=0, **kwargs):
+    tokenizer.padding_side = "left"
+    batch = tokenizer(prompts, return_tensors="pt", padding=True)
+    torch.manual_seed(seed)
+    out = model.generate(
+        **batch,
+        pad_token_id=tokenizer.pad_token_id,
+        logits_processor=LogitsProcessorList(processors),
+        max_new_tokens=kwargs.pop("max_new_tokens", 12),
+        **{**OFF, **kwargs},
+    )
+    return batch["input_ids"].shape[1], out
+
+
+PROMPTS = ["긍정 이 영화", "부정 배우들 연기가 정말 별로"]
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_our_penalty_in_generate_equals_the_built_in(tiny_model, tokenizer, num_beams):
+    _, ours = generate(
+        tiny_model, tokenizer, PROMPTS, [RepetitionPenaltyLogitsProcessor(1.3)], num_beams=num_beams
+    )
+    _, builtin = generate(tiny_model, tokenizer, PROMPTS, num_beams=num_beams, repetition_penalty=1.3)
+    _, none = generate(tiny_model, tokenizer, PROMPTS, num_beams=num_beams)
+    assert torch.equal(ours, builtin)
+    assert not torch.equal(ours, none)  # the penalty changes this model's greedy/beam output
+
+
+def test_our_nucleus_in_generate_samples_like_the_built_in(tiny_model, tokenizer):
+    _, ours = generate(tiny_model, tokenizer, PROMPTS, [NucleusLogitsProcessor(0.5)], do_sample=True, seed=7)
+    _, builtin = generate(tiny_model, tokenizer, PROMPTS, do_sample=True, seed=7, top_p=0.5)
+    assert torch.equal(ours, builtin)
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_strict_penalty_in_generate_never_repeats(tiny_model, tokenizer, num_beams):
+    width, out = generate(
+        tiny_model,
+        tokenizer,
+        PROMPTS,
+        [RepetitionPenaltyLogitsProcessor(INF, prompt_length=None, pad_token_id=tokenizer.pad_token_id)],
+        num_beams=num_beams,
+        max_new_tokens=20,
+    )
+    for row in out.tolist():
+        tokens = [t for t in row if t != tokenizer.pad_token_id]
+        assert len(tokens) == len(set(tokens))
+    # With prompt_length, generated tokens may repeat the prompt's but never each other.
+    width, out = generate(
+        tiny_model,
+        tokenizer,
+        PROMPTS,
+        [RepetitionPenaltyLogitsProcessor(INF, prompt_length=width), NucleusLogitsProcessor(0.9)],
+        num_beams=num_beams,
+        do_sample=num_beams == 1,
+        max_new_tokens=20,
+    )
+    for row in out[:, width:].tolist():
+        if tokenizer.eos_token_id in row:  # finished rows are padded after EOS
+            row = row[: row.index(tokenizer.eos_token_id) + 1]
+        assert len(row) == len(set(row))
+
+
+def test_processors_are_logits_processors():
+    from transformers import LogitsProcessor
+
+    assert issubclass(NucleusLogitsProcessor, LogitsProcessor)
+    assert issubclass(RepetitionPenaltyLogitsProcessor, LogitsProcessor)
+    assert math.isinf(RepetitionPenaltyLogitsProcessor(INF).penalty)
