@@ -63,16 +63,25 @@ def family(name: str) -> str:
 
 
 def text_metrics(
-    texts: Sequence[str], known_words: set[str] | frozenset[str], metrics: dict[str, Any]
+    texts: Sequence[str],
+    labels: Sequence[int],
+    known_words: set[str] | frozenset[str],
+    metrics: dict[str, Any],
 ) -> dict[str, float]:
     """Diversity, repetition, length and vocabulary columns of one set of reviews.
 
+    Self-BLEU is the mean over the two sentiments of the self-BLEU within each: sameness inside
+    a sentiment is the collapse to watch, and it costs half of one quadratic pass over all.
+
     Args:
-        texts: the reviews (at least 2).
+        texts: the reviews, at least 2 per sentiment.
+        labels: the sentiment each was asked for (0/1).
         known_words: the whitespace words of NSMC train reviews.
         metrics: loaded metric modules ``distinct_n``, ``repetition_rate`` and ``self_bleu``.
     """
     texts = list(texts)
+    groups = [[t for t, y in zip(texts, labels, strict=True) if y == label] for label in (0, 1)]
+    self_bleu = [metrics["self_bleu"].compute(predictions=group)["self_bleu"] for group in groups]
     words = [w for text in texts for w in text.split()]
     return {
         **{
@@ -80,7 +89,7 @@ def text_metrics(
             for k, v in metrics["distinct_n"].compute(predictions=texts, ns=(1, 2)).items()
         },
         **metrics["repetition_rate"].compute(predictions=texts, n=REPETITION_N),
-        **metrics["self_bleu"].compute(predictions=texts),
+        "self_bleu": sum(self_bleu) / len(self_bleu),
         "mean_length": sum(map(len, texts)) / len(texts),
         "short_share": sum(len(t) < SHORT for t in texts) / len(texts),
         "known_words": sum(w in known_words for w in words) / len(words) if words else 0.0,
@@ -170,7 +179,7 @@ def measure(
     return {
         "control": control_report(texts, labels, judge)["sentiment_control_accuracy"],
         "control_bayes": control_report(texts, labels, bayes)["sentiment_control_accuracy"],
-        **text_metrics(texts, known_words, metrics),
+        **text_metrics(texts, labels, known_words, metrics),
     }
 
 
@@ -191,7 +200,7 @@ def run_study(
 
     Args:
         model, tokenizer: a model trained on the sentiment format (``긍정 <review>``).
-        num_reviews: reviews per sentiment and row (>= 1; self-BLEU needs 2 in all).
+        num_reviews: reviews per sentiment and row (>= 2: self-BLEU compares reviews).
         rows: names from :data:`STUDY_ROWS` (default: all, in table order).
         seed: the generation seed of every row, and of the test sample.
         nsmc_dir: NSMC files (the full rebuild gives the better judge); ``None``: the shipped sample.
@@ -208,8 +217,8 @@ def run_study(
     unknown = [name for name in names if name not in STUDY_ROWS]
     if unknown:
         raise ValueError(f"unknown study rows {unknown}; valid rows: {', '.join(STUDY_ROWS)}")
-    if num_reviews < 1:
-        raise ValueError(f"num_reviews must be >= 1, got {num_reviews}")
+    if num_reviews < 2:
+        raise ValueError(f"num_reviews must be >= 2 (self-BLEU compares reviews), got {num_reviews}")
     if test_reviews < 0:
         raise ValueError(f"test_reviews must be >= 0 (0: the whole test split), got {test_reviews}")
     data_dir = NSMC_SAMPLE if nsmc_dir is None else Path(nsmc_dir)
