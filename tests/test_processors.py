@@ -22,6 +22,16 @@ INF = float("inf")
 TOLERANCE = 1e-5  # float32 rounding of a cumulative probability
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These tensors are small: with 2 threads on a crowded 2-core machine, OpenMP's hand-offs cost
+    ~50x the work (a tiny-model generate: 1.5 s wall with 1 thread, over 60 s with 2)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # ---------------------------------------------------------------- nucleus: a float64 reference
 
 
