@@ -7,6 +7,7 @@ import json
 import pytest
 
 from nsmc_gen.cli import main
+from nsmc_gen.decoding import DEFAULT_GUIDANCE_SCALE
 from nsmc_gen.generation import generate_reviews
 from nsmc_gen.modeling import load_model_and_tokenizer
 
@@ -86,7 +87,7 @@ def test_json_records_and_seeds(capsys, tiny_model_dir):
         "no_repeat_ngram_size": 0,
         "min_new_tokens": 0,
         "max_new_tokens": 6,
-        "guidance_scale": 1.5,
+        "guidance_scale": DEFAULT_GUIDANCE_SCALE,
     }
     assert run(capsys, *args)[1] == lines  # same seed, same output
     assert run(capsys, *args[:-4], 1, *args[-3:])[1] != lines  # another seed
