@@ -153,11 +153,11 @@ def main() -> None:
     test = nsmc["test"].shuffle(seed=0) if args.test_reviews else nsmc["test"]
     if args.test_reviews:
         test = test.select(range(min(args.test_reviews, test.num_rows)))
-    texts, labels = test["document"], test["label"]
+    texts, labels = test["document"][:], test["label"][:]  # [:]: one slice, not row-by-row reads
     results: dict[str, dict] = {}
 
     def ids(split):
-        return tokenize_reviews({"document": split["document"]}, tokenizer, None)["input_ids"]
+        return tokenize_reviews({"document": split["document"][:]}, tokenizer, None)["input_ids"]
 
     started = time.perf_counter()
     bigram = InterpolatedBigram(ids(nsmc["train"]), len(tokenizer))
