@@ -337,9 +337,11 @@ def test_study_end_to_end_on_the_tiny_model(tmp_path, tokenizer, sample_judge):
         rows=STUDY_SUBSET,
         test_reviews=20,
         judge=sample_judge,
+        max_new_tokens=8,
         progress=False,
     )
     assert [row["name"] for row in report["rows"]] == STUDY_SUBSET
+    assert all(row["decoding"]["max_new_tokens"] == 8 for row in report["rows"])
     by_name = {row["name"]: row for row in report["rows"]}
     for name, row in by_name.items():
         for key in ("control", "control_bayes", "distinct_1", "distinct_2", "self_bleu", "repetition_rate"):
@@ -370,9 +372,10 @@ def test_cli_evaluate_runs_the_study(tmp_path, tiny_model_dir, monkeypatch, caps
 
     monkeypatch.setattr(study, "run_study", fake_study)
     argv = ["evaluate", str(tiny_model_dir), "--num-reviews", "3", "--rows", "greedy, top-k-5", "--seed", "4"]
+    argv += ["--max-new-tokens", "12"]
     assert cli.main([*argv, "--output-dir", str(tmp_path / "out"), "--no-progress"]) == 0
     assert calls["num_reviews"] == 3 and calls["rows"] == ["greedy", "top-k-5"] and calls["seed"] == 4
-    assert calls["model_type"] == "GPT2LMHeadModel"
+    assert calls["model_type"] == "GPT2LMHeadModel" and calls["max_new_tokens"] == 12
     assert (tmp_path / "out" / "decoding_study.png").exists()
     assert "| greedy |" in capsys.readouterr().out
 

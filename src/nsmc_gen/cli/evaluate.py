@@ -47,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=2000,
         help="NSMC test reviews for perplexity and judge accuracy (0: all)",
     )
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=None, help="cap every row's reviews at this many tokens"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -75,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         nsmc_dir=args.nsmc_dir,
         test_reviews=args.test_reviews,
+        max_new_tokens=args.max_new_tokens,
         model_name=args.model,
         progress=not args.no_progress,
     )

@@ -194,13 +194,15 @@ def load_judge(
 
     train = load_nsmc(NSMC_SAMPLE if data_dir is None else data_dir)["train"]
     key = hashlib.sha256(repr((sorted({**JUDGE_PARAMS, **params}.items()), sklearn.__version__)).encode())
-    for document, label in zip(train["document"], train["label"], strict=True):
+    # [:] reads a column in one slice; iterating a datasets Column reads row by row (10x slower)
+    documents, labels = train["document"][:], train["label"][:]
+    for document, label in zip(documents, labels, strict=True):
         key.update(f"{label}\t{document}\n".encode())
     path = Path(cache_dir or default_cache_dir()) / f"tfidf-{key.hexdigest()[:16]}.joblib"
     if path.exists():
         return TfidfJudge.load(path)
     logger.info("training the independent judge on %d NSMC train reviews", train.num_rows)
-    judge = train_judge(train["document"], train["label"], **params)
+    judge = train_judge(documents, labels, **params)
     judge.save(path)
     return judge
 

@@ -193,6 +193,7 @@ def run_study(
     nsmc_dir: str | Path | None = None,
     test_reviews: int = 2000,
     judge: Judge | None = None,
+    max_new_tokens: int | None = None,
     model_name: str = "model",
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -207,6 +208,7 @@ def run_study(
         test_reviews: NSMC test reviews (seeded sample) for perplexity and the judges' accuracy
             (0: all of them).
         judge: the independent judge (default: :func:`load_judge` on ``nsmc_dir``, cached).
+        max_new_tokens: a cap on every row's review length in tokens (default: generate_reviews').
         model_name: how the report names the model.
         progress: show a tqdm progress bar.
     """
@@ -228,18 +230,22 @@ def run_study(
     test = nsmc["test"].shuffle(seed=seed)
     test = test.select(range(min(test_reviews, test.num_rows))) if test_reviews else test
     metrics = {name: load_metric(name) for name in ("distinct_n", "repetition_rate", "self_bleu")}
-    known = known_vocabulary(nsmc["train"]["document"])
+    known = known_vocabulary(nsmc["train"]["document"][:])  # [:]: one slice, not row-by-row reads
+    test_texts, test_labels = test["document"][:], test["label"][:]
 
     bar = tqdm(total=len(names) + 1, desc="decoding study", disable=not progress)
     bar.set_postfix_str("perplexity and judges on NSMC test")
-    perplexity, judges = test_header(model, tokenizer, test["document"], test["label"], judge, bayes)
+    perplexity, judges = test_header(model, tokenizer, test_texts, test_labels, judge, bayes)
     judges["independent"].update(name=INDEPENDENT_JUDGE, train_reviews=nsmc["train"].num_rows)
     bar.update()
     generated: dict[str, tuple] = {}  # rows with the same decoding (penalty-1.0 = top-p-0.92) share it
     report_rows = []
     for name in names:
         bar.set_postfix_str(name)
-        decoding = STUDY_ROWS[name]
+        decoding = {
+            **STUDY_ROWS[name],
+            **({} if max_new_tokens is None else {"max_new_tokens": max_new_tokens}),
+        }
         key = repr(sorted(decoding.items()))
         if key not in generated:
             generated[key] = generate_row(model, tokenizer, decoding, num_reviews, seed)
@@ -264,7 +270,7 @@ def run_study(
     # the same columns on real reviews: the first num_reviews of each sentiment in the test sample
     human_texts, human_labels = [], []
     for label in (0, 1):
-        texts = [t for t, y in zip(test["document"], test["label"], strict=True) if y == label][:num_reviews]
+        texts = [t for t, y in zip(test_texts, test_labels, strict=True) if y == label][:num_reviews]
         human_texts += texts
         human_labels += [label] * len(texts)
     reference = {"name": "NSMC test", **measure(human_texts, human_labels, judge, bayes, known, metrics)}
