@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
+from transformers import GPT2LMHeadModel, HfArgumentParser, Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from nsmc_gen.data import load_nsmc
 from nsmc_gen.formatting import ReviewCollator, tokenize_reviews
-from nsmc_gen.modeling import EMBEDDED_BASE, load_embedded_default
+from nsmc_gen.modeling import EMBEDDED_BASE, embedded_config, load_embedded_tokenizer
 
 
 @dataclass
@@ -31,6 +31,11 @@ class PretrainArguments:
     nsmc_dir: str = field(default="../shared/nsmc-rebuild", metadata={"help": "NSMC files (None: download)"})
     max_length: int = field(default=128, metadata={"help": "tokens per review (covers > 99.9% of NSMC)"})
     export_dir: str = field(default=str(EMBEDDED_BASE), metadata={"help": "where the shipped base goes"})
+    init_from: str | None = field(
+        default=None,
+        metadata={"help": "continue from this base folder instead of random init"},
+    )
+    dropout: float = field(default=0.1, metadata={"help": "GPT-2 dropouts; 0 suits short, underfit runs"})
 
 
 DEFAULTS = dict(
@@ -60,13 +65,22 @@ def parse() -> tuple[PretrainArguments, TrainingArguments]:
     return parser.parse_args_into_dataclasses()
 
 
-def export_base(trainer: Trainer, export_dir: Path, eval_loss: float, command: str) -> None:
+def earlier_stages(init_from: str | None) -> str:
+    """The card lines of the stage this run continued from (its own stages included)."""
+    if not init_from or not (Path(init_from) / "README.md").exists():
+        return ""
+    card = (Path(init_from) / "README.md").read_text(encoding="utf-8")
+    return card[card.index("- data:") :].replace("\n", "\n  ").rstrip() + "\n"
+
+
+def export_base(trainer: Trainer, export_dir: Path, eval_loss: float, command: str, earlier: str) -> None:
     """Write the base into the package: float16 weights (loaded back as float32), config, card."""
     model = trainer.model
     model.to(torch.float16).save_pretrained(export_dir, safe_serialization=True)
     model.to(torch.float32)
     n_params = sum(p.numel() for p in model.parameters())
     tokens = trainer.state.num_input_tokens_seen or "n/a"
+    args = trainer.args
     (export_dir / "README.md").write_text(
         f"""# nsmc-gen embedded base
 
@@ -76,11 +90,14 @@ train reviews (no sentiment prefix, labels unused, the test split never seen), t
 float16. It plays the part KoGPT2 plays in the course: the base that `recipes/finetune.py`
 fine-tunes on the sentiment format.
 
-- data: NSMC-rebuild train minus the seeded 5,000-review validation carve ({trainer.train_dataset.num_rows:,} reviews)
-- steps: {trainer.state.global_step:,} (batch {trainer.args.per_device_train_batch_size}, {trainer.args.num_train_epochs} epochs), tokens seen: {tokens}
+- data: NSMC-rebuild train minus the seeded 5,000-review validation carve
+  ({trainer.train_dataset.num_rows:,} reviews)
+- steps: {trainer.state.global_step:,}
+  (batch {args.per_device_train_batch_size}, {args.num_train_epochs} epochs),
+  tokens seen: {tokens}
 - validation loss: {eval_loss:.3f} nats/token (perplexity {math.exp(eval_loss):.1f})
 - command: `{command}`
-""",
+{"- continued from a previous stage:" + chr(10) + "  " + earlier if earlier else ""}""",
         encoding="utf-8",
     )
 
@@ -89,7 +106,12 @@ def main() -> None:
     script_args, training_args = parse()
     training_args.include_num_input_tokens_seen = "non_padding"
     set_seed(training_args.seed)
-    model, tokenizer = load_embedded_default(from_scratch=True)
+    tokenizer = load_embedded_tokenizer()
+    dropouts = dict.fromkeys(("resid_pdrop", "embd_pdrop", "attn_pdrop"), script_args.dropout)
+    if script_args.init_from:
+        model = GPT2LMHeadModel.from_pretrained(script_args.init_from, dtype=torch.float32, **dropouts)
+    else:
+        model = GPT2LMHeadModel(embedded_config(tokenizer, **dropouts))
 
     nsmc = load_nsmc(data_dir=script_args.nsmc_dir, seed=training_args.seed)
     columns = nsmc["train"].column_names
@@ -117,7 +139,8 @@ def main() -> None:
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint or last)
     eval_loss = trainer.evaluate()["eval_loss"]
     command = "python recipes/pretrain_base.py " + shlex.join(sys.argv[1:])
-    export_base(trainer, Path(script_args.export_dir), eval_loss, command.strip())
+    earlier = earlier_stages(script_args.init_from)
+    export_base(trainer, Path(script_args.export_dir), eval_loss, command.strip(), earlier)
     print(f"validation loss {eval_loss:.3f}; base written to {script_args.export_dir}")
 
 

@@ -148,7 +148,12 @@ def load_nsmc(
         base_url=base_url,
         cache_dir=None if cache_dir is None else str(cache_dir),
     )
-    builder.download_and_prepare()
+    try:
+        builder.download_and_prepare()
+    except datasets.exceptions.DatasetGenerationError as error:
+        if isinstance(error.__cause__, NSMCFormatError):  # the file:line message, not a wrapper
+            raise error.__cause__ from None
+        raise
     raw = builder.as_dataset()
     cleaned = {}
     for split, ds in raw.items():

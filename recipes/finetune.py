@@ -1,0 +1,97 @@
+"""Fine-tune a Korean GPT on NSMC to write movie reviews of a chosen sentiment ("긍정 ..." / "부정 ...").
+
+    accelerate launch recipes/finetune.py                                    # embedded default, CPU, minutes
+    accelerate launch recipes/finetune.py --config recipes/kogpt2/full.yaml  # KoGPT2 on the full NSMC
+    accelerate launch recipes/finetune.py --config recipes/kogpt2/lora.yaml --max_steps 20 --output_dir out
+    accelerate launch --config_file recipes/accelerate_configs/multi_gpu.yaml recipes/finetune.py --config ...
+
+Without ``--config`` the embedded recipe (recipes/embedded/default.yaml) applies. Every recipe key
+can be overridden on the command line; ``--help`` lists them all. A run restarted with the same
+output_dir resumes from its last checkpoint (``--resume_from_checkpoint false`` starts afresh).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import datasets
+import transformers
+from transformers import set_seed
+
+from nsmc_gen.hub import push_model
+from nsmc_gen.training import (
+    build_trainer,
+    last_checkpoint,
+    load_model,
+    parse_args,
+    prepare_datasets,
+    sample_reviews,
+    save_finished_model,
+    take_push_request,
+)
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "embedded" / "default.yaml"
+logger = logging.getLogger("finetune")
+
+
+def main(argv: list[str] | None = None, callbacks: list | None = None) -> Path:
+    # ---- arguments: recipe YAML + command-line overrides, all checked before any work ----
+    script_args, model_args, data_args, training_args = parse_args(argv, default_config=DEFAULT_CONFIG)
+    repo_id = take_push_request(training_args)  # checked now, pushed once at the end
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    log_level = training_args.get_process_log_level()
+    datasets.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.set_verbosity(log_level)
+    logger.info("%s\n%s", model_args, data_args)
+    set_seed(training_args.seed)
+
+    # ---- model and tokenizer (LoRA targets checked against the model) ----
+    model, tokenizer = load_model(model_args, data_args)
+
+    # ---- data: "긍정 <review></s>" / "부정 <review></s>" token ids ----
+    data = prepare_datasets(data_args, tokenizer, training_args)
+
+    # ---- train (resuming from the last checkpoint in output_dir, if any) ----
+    trainer = build_trainer(model, tokenizer, data, script_args, data_args, training_args, callbacks)
+    train_result = trainer.train(resume_from_checkpoint=last_checkpoint(training_args))
+    trainer.log_metrics("train", train_result.metrics)
+    trainer.save_metrics("train", train_result.metrics)
+    trainer.save_state()
+
+    # ---- evaluate: loss and perplexity over review tokens of the validation split ----
+    eval_metrics = trainer.evaluate()
+    trainer.log_metrics("eval", eval_metrics)
+    trainer.save_metrics("eval", eval_metrics)
+
+    # ---- the finished, Hub-ready folder ----
+    folder = save_finished_model(trainer, model_args, data_args, eval_metrics)
+    if trainer.is_world_process_zero():
+        print(f"model folder: {folder}")
+        if script_args.sample_reviews:
+            samples = sample_reviews(
+                trainer.model,
+                tokenizer,
+                data_args.review_format,
+                script_args.sample_reviews,
+                training_args.seed,
+            )
+            for sentiment, reviews in samples.items():
+                print(f"\n{sentiment}:")
+                for review in reviews:
+                    print(f"  - {review}")
+
+    # ---- publish: the finished folder, one commit ----
+    if repo_id and trainer.is_world_process_zero():
+        args = training_args
+        commit = push_model(folder, repo_id, private=bool(args.hub_private_repo), token=args.hub_token)
+        print(f"pushed: {commit.commit_url}")
+    return folder
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ValueError, FileNotFoundError) as error:
+        sys.exit(f"finetune.py: error: {error}")

@@ -1,0 +1,320 @@
+"""nsmc-gen decoding for transformers: our logits processors in place of the built-in ones.
+
+This file has two homes. In the nsmc_gen package it is the code :mod:`nsmc_gen.generation` runs.
+In a model folder, ``nsmc_gen.generation.install_custom_generate`` copies it to
+``custom_generate/generate.py`` next to a copy of ``nsmc_gen/processors.py``; transformers then
+runs its :func:`generate` in place of ``model.generate`` when the model is loaded with
+``trust_remote_code=True`` (``pipeline("text-generation", model=..., trust_remote_code=True)``).
+Hub users need not have nsmc_gen installed, so this file imports only torch, transformers and
+that sibling copy.
+
+Why not the built-ins: transformers applies a custom processor IN ADDITION to its own when the
+generation config also asks for it (FIELD-NOTES), so :func:`prepare` moves the repetition
+penalty, temperature, top-k, top-p and guidance out of the config (setting them to their neutral
+values) into one :class:`~transformers.LogitsProcessorList`, in this order, per step:
+
+1. transformers' masks that stay in the config (``min_new_tokens``, ``no_repeat_ngram_size``);
+2. sentiment guidance (:class:`GuidanceLogitsProcessor`, log-probabilities);
+3. our repetition penalty, on the guided scores (transformers' order: guidance first);
+4. temperature, then top-k (transformers' warpers), then our nucleus (top-p) - transformers'
+   order, which its own warpers would break by running after any custom processor.
+
+Sentiment guidance (classifier-free guidance) contrasts the prompt with the same prompt under the
+opposite sentiment word: ``scale * (log p(x | 긍정 ...) - log p(x | 부정 ...)) + log p(x | 부정 ...)``.
+A model folder's ``generation_config.json`` carries, in its ``sentiment_guidance`` field, the
+default scale and both sentiment prompts' token ids, so :func:`generate` can build the negative
+prompt itself: ``pipe("긍정")`` is guided, ``pipe("긍정", guidance_scale=1.0)`` is not.
+
+Example (a model folder with this file installed):
+    >>> from transformers import pipeline
+    >>> pipe = pipeline("text-generation", "path/to/model", trust_remote_code=True)  # doctest: +SKIP
+    >>> pipe("긍정", num_return_sequences=2, guidance_scale=2.0)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
+from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper
+
+try:  # in a model folder: the copy of nsmc_gen/processors.py installed beside this file
+    from .processors import NucleusLogitsProcessor, RepetitionPenaltyLogitsProcessor
+except ImportError:  # in the nsmc_gen package
+    from nsmc_gen.processors import NucleusLogitsProcessor, RepetitionPenaltyLogitsProcessor
+
+# The generation_config.json field with the default guidance scale and the sentiment prompts' ids.
+GUIDANCE_FIELD = "sentiment_guidance"
+
+
+class GuidanceLogitsProcessor(LogitsProcessor):
+    """Classifier-free guidance against a negative prompt, right for batches and beam search.
+
+    Scores combine as in transformers' ``UnbatchedClassifierFreeGuidanceLogitsProcessor``: both
+    branches go through log-softmax, then ``scale * (scores - negative) + negative``. Unlike it,
+    the negative branch gets position ids from its attention mask (transformers' counts the left
+    padding as positions, so a padded row's guidance differs from the same row alone), its rows
+    are repeated to match ``num_return_sequences``, and with ``use_cache=False`` it re-reads the
+    whole generated text at each step, which stays right when beam search reorders the rows.
+
+    Args:
+        guidance_scale: > 0; 1 returns the log-softmax of the scores (no guidance).
+        model: the model being generated from (it runs the negative branch).
+        negative_prompt_ids: ``(batch, length)`` negative prompts, left-padded.
+        negative_prompt_attention_mask: their attention mask (default: all ones).
+        use_cache: keep the negative branch's key/value cache between steps; must be False for
+            beam search, where rows are reordered between steps.
+
+    Example:
+        >>> import torch
+        >>> from transformers import GPT2Config, GPT2LMHeadModel
+        >>> model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=10)).eval()
+        >>> guide = GuidanceLogitsProcessor(2.0, model, torch.tensor([[3, 4]]))
+        >>> guide(torch.tensor([[5, 6]]), torch.zeros(1, 10)).shape
+        torch.Size([1, 10])
+    """
+
+    def __init__(
+        self,
+        guidance_scale: float,
+        model: Any,
+        negative_prompt_ids: torch.Tensor,
+        negative_prompt_attention_mask: torch.Tensor | None = None,
+        use_cache: bool = True,
+    ) -> None:
+        if not (
+            isinstance(guidance_scale, (int, float)) and math.isfinite(guidance_scale) and guidance_scale > 0
+        ):
+            raise ValueError(f"guidance_scale must be a finite number > 0 (1 = off), got {guidance_scale!r}")
+        if negative_prompt_ids.ndim != 2:
+            raise ValueError(
+                f"negative_prompt_ids must be (batch, length), got shape {tuple(negative_prompt_ids.shape)}"
+            )
+        self.guidance_scale = float(guidance_scale)
+        self.model = model
+        self.negative_ids = negative_prompt_ids
+        self.negative_mask = (
+            torch.ones_like(negative_prompt_ids)
+            if negative_prompt_attention_mask is None
+            else negative_prompt_attention_mask
+        )
+        self.use_cache = use_cache
+        self._takes_positions = "position_ids" in inspect.signature(model.forward).parameters
+        self._start: int | None = None  # prompt width: where the generated tokens begin
+        self._width: int | None = None  # input width at the previous step
+        self._mask: torch.Tensor | None = None
+        self._past: Any = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        scores = torch.nn.functional.log_softmax(scores, dim=-1)
+        if self.guidance_scale == 1:
+            return scores
+        negative = torch.nn.functional.log_softmax(self._negative_logits(input_ids).to(scores.dtype), dim=-1)
+        return self.guidance_scale * (scores - negative) + negative
+
+    @torch.no_grad()
+    def _negative_logits(self, input_ids: torch.LongTensor) -> torch.Tensor:
+        rows, width = input_ids.shape
+        if self._width is None or width != self._width + 1:  # a new generation starts
+            self._start, self._past = width, None
+        self._width = width
+        if self.use_cache and self._past is not None:
+            ids = input_ids[:, -1:]
+            mask = torch.cat([self._mask, self._mask.new_ones(rows, 1)], dim=1)
+        else:
+            generated = input_ids[:, self._start :]
+            ids = torch.cat([self._rows(self.negative_ids, rows).to(input_ids.device), generated], dim=1)
+            negative_mask = self._rows(self.negative_mask, rows).to(input_ids.device)
+            mask = torch.cat([negative_mask, negative_mask.new_ones(generated.shape)], dim=1)
+        inputs = {"input_ids": ids, "attention_mask": mask, "use_cache": self.use_cache}
+        if self._takes_positions:  # positions count real tokens only, as generate's own branch does
+            inputs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1] :]
+        if self.use_cache:
+            inputs["past_key_values"] = self._past
+        output = self.model(**inputs)
+        if self.use_cache:
+            self._past, self._mask = output.past_key_values, mask
+        return output.logits[:, -1, :]
+
+    @staticmethod
+    def _rows(tensor: torch.Tensor, rows: int) -> torch.Tensor:
+        """Repeat each negative prompt for its row's sequences, as generate expands the inputs."""
+        if rows % tensor.shape[0]:
+            raise ValueError(
+                f"negative prompts ({tensor.shape[0]}) must divide the batch ({rows} rows): one per prompt"
+            )
+        return tensor.repeat_interleave(rows // tensor.shape[0], dim=0)
+
+
+def opposite_sentiment_prompts(
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    prompt_ids: Mapping[str, Sequence[int]],
+    pad_token_id: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Each row's prompt with its sentiment prefix swapped for the other one (left-padded).
+
+    Args:
+        input_ids: ``(batch, length)`` prompts, left-padded.
+        attention_mask: their attention mask (default: all ones).
+        prompt_ids: the token ids of each of the two sentiment prompts (``"positive"``, ``"negative"``).
+        pad_token_id: the id written into the padding of the result.
+
+    Returns:
+        ``(ids, attention_mask)``, or None when a row starts with neither sentiment prompt.
+
+    Example:
+        >>> ids, mask = opposite_sentiment_prompts(
+        ...     torch.tensor([[7, 8, 5], [9, 5, 6]]), None, {"positive": [7, 8], "negative": [9]}
+        ... )
+        >>> ids.tolist(), mask.tolist()
+        ([[0, 0, 9, 5], [7, 8, 5, 6]], [[0, 0, 1, 1], [1, 1, 1, 1]])
+    """
+    if len(prompt_ids) != 2:
+        raise ValueError(f"prompt_ids must hold the two sentiments' prompts, got {sorted(prompt_ids)}")
+    a, b = (list(ids) for ids in prompt_ids.values())
+    swaps = sorted([(a, b), (b, a)], key=lambda pair: -len(pair[0]))  # the longer prefix first
+    rows = []
+    mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+    for row, keep in zip(input_ids.tolist(), mask.tolist(), strict=True):
+        tokens = [token for token, on in zip(row, keep, strict=True) if on]
+        swapped = next(
+            (new + tokens[len(old) :] for old, new in swaps if old and tokens[: len(old)] == old), None
+        )
+        if swapped is None:
+            return None
+        rows.append(swapped)
+    width = max(map(len, rows))
+    ids = torch.tensor([[pad_token_id] * (width - len(r)) + r for r in rows], dtype=input_ids.dtype)
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], dtype=torch.long)
+    return ids.to(input_ids.device), mask.to(input_ids.device)
+
+
+def our_processors(
+    config: GenerationConfig,
+    model: Any = None,
+    negative_prompt_ids: torch.Tensor | None = None,
+    negative_prompt_attention_mask: torch.Tensor | None = None,
+) -> LogitsProcessorList:
+    """Our processors for what ``config`` asks of guidance, repetition penalty, temperature, top-k, top-p.
+
+    In the order of the module docstring; :func:`switched_off` gives the config fields that stop
+    transformers from applying them a second time. The other fields (beams, lengths, n-gram
+    blocking) stay with transformers.
+
+    Example:
+        >>> config = GenerationConfig(do_sample=True, top_p=0.9, top_k=0, repetition_penalty=1.2)
+        >>> [type(p).__name__ for p in our_processors(config)]
+        ['RepetitionPenaltyLogitsProcessor', 'NucleusLogitsProcessor']
+    """
+    processors = LogitsProcessorList()
+    beams = config.num_beams or 1
+    scale = config.guidance_scale
+    if scale is not None and scale != 1:
+        if negative_prompt_ids is None or model is None:
+            raise ValueError(f"guidance_scale={scale} needs a model and negative prompts (1 = off)")
+        use_cache = beams == 1 and config.use_cache is not False
+        processors.append(
+            GuidanceLogitsProcessor(
+                scale, model, negative_prompt_ids, negative_prompt_attention_mask, use_cache
+            )
+        )
+    if config.repetition_penalty is not None and config.repetition_penalty != 1:
+        processors.append(
+            RepetitionPenaltyLogitsProcessor(config.repetition_penalty, pad_token_id=config.pad_token_id)
+        )
+    if config.do_sample:
+        keep = 2 if beams > 1 else 1  # beam sampling keeps a non-EOS token, as transformers does
+        if config.temperature is not None and config.temperature != 1:
+            processors.append(TemperatureLogitsWarper(config.temperature))
+        if config.top_k:
+            processors.append(TopKLogitsWarper(config.top_k, min_tokens_to_keep=keep))
+        if config.top_p is not None and config.top_p < 1:
+            processors.append(NucleusLogitsProcessor(config.top_p, min_tokens_to_keep=keep))
+    return processors
+
+
+def switched_off(do_sample: bool | None) -> dict[str, Any]:
+    """The config fields, at neutral values, that keep transformers from building what we do.
+
+    When not sampling, top-k is set to transformers' default 50 rather than 0: no warper is built
+    either way, and any other value draws its "flag not valid" warning.
+
+    Example:
+        >>> switched_off(do_sample=True)
+        {'repetition_penalty': 1.0, 'guidance_scale': 1.0, 'temperature': 1.0, 'top_p': 1.0, 'top_k': 0}
+    """
+    top_k = 0 if do_sample else 50
+    return {
+        "repetition_penalty": 1.0,
+        "guidance_scale": 1.0,
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "top_k": top_k,
+    }
+
+
+def prepare(
+    model: Any,
+    generation_config: GenerationConfig | None = None,
+    logits_processor: LogitsProcessorList | None = None,
+    negative_prompt_ids: torch.Tensor | None = None,
+    negative_prompt_attention_mask: torch.Tensor | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """``generate()`` arguments that decode as asked, with our processors doing the work.
+
+    Takes what ``model.generate`` takes. The config is resolved as ``generate`` resolves it
+    (arguments over ``generation_config`` over ``model.generation_config``), then split by
+    :func:`our_processors`. Without ``guidance_scale``, a model whose config has the
+    ``sentiment_guidance`` field is guided by its default scale when every prompt starts with a
+    sentiment word; with ``guidance_scale`` != 1 and no ``negative_prompt_ids``, the negative
+    prompts are the inputs with the opposite sentiment word.
+    """
+    config, model_kwargs = model._prepare_generation_config(generation_config, **kwargs)
+    guidance = getattr(config, GUIDANCE_FIELD, None) or {}
+    input_ids = model_kwargs.get("input_ids", model_kwargs.get("inputs"))
+    if negative_prompt_ids is None and guidance.get("prompt_ids") and input_ids is not None:
+        pad = config.pad_token_id if isinstance(config.pad_token_id, int) else 0
+        opposite = opposite_sentiment_prompts(
+            input_ids, model_kwargs.get("attention_mask"), guidance["prompt_ids"], pad
+        )
+        if opposite is not None:
+            negative_prompt_ids, negative_prompt_attention_mask = opposite
+            if config.guidance_scale is None:
+                config.guidance_scale = guidance.get("scale", 1.0)
+    if config.guidance_scale not in (None, 1) and negative_prompt_ids is None:
+        raise ValueError(
+            f"guidance_scale={config.guidance_scale} needs negative_prompt_ids, or prompts that start with a "
+            "sentiment word of the model's sentiment_guidance field (guidance_scale=1 switches it off)"
+        )
+    processors = our_processors(config, model, negative_prompt_ids, negative_prompt_attention_mask)
+    processors.extend(logits_processor or [])
+    # generate gets what the caller passed, in the same form (generate fills in the model's
+    # defaults, as usual), with ours switched off; not the resolved config, whose every field
+    # would read as set by the caller.
+    settings = {
+        **{key: value for key, value in kwargs.items() if key not in model_kwargs},
+        **switched_off(config.do_sample),
+    }
+    if generation_config is not None:
+        generation_config = copy.deepcopy(generation_config)
+        generation_config.update(**settings)
+        settings = {"generation_config": generation_config}
+    return {**settings, "logits_processor": processors, **model_kwargs}
+
+
+def generate(*args: Any, model: Any, **kwargs: Any) -> Any:
+    """``model.generate`` with our processors: what transformers runs for a model folder with remote code.
+
+    Takes and returns what ``model.generate`` does; transformers binds ``model`` by keyword
+    (``functools.partial(generate, model=model)``), so the inputs may come positionally too.
+    """
+    if args:
+        kwargs["inputs"] = args[0]
+    return type(model).generate(model, **prepare(model, **kwargs))

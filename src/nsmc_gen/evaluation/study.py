@@ -1,0 +1,286 @@
+"""The decoding study: the course's decoding lesson, measured on your own model.
+
+For each strategy in :data:`STUDY_ROWS` (greedy, beam search, temperature, top-k, top-p, the
+repetition penalty, no-repeat-3-gram, sentiment guidance) the study generates ``num_reviews``
+reviews per sentiment through :func:`nsmc_gen.generation.generate_reviews` with one fixed seed
+(common random numbers: rows differ by their decoding only) and measures control, diversity,
+fluency, length and speed. The report is headed by the model's perplexity on NSMC test and the
+judges' own accuracy, and ends with a reference row measured on real NSMC test reviews.
+
+Example:
+    >>> from nsmc_gen.modeling import load_model_and_tokenizer
+    >>> model, tok = load_model_and_tokenizer("runs/finetune")  # doctest: +SKIP
+    >>> report = run_study(model, tok, num_reviews=100)  # doctest: +SKIP
+    >>> write_report(report, "runs/finetune/study")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from nsmc_gen.evaluation import load_metric
+from nsmc_gen.evaluation.judges import BayesJudge, Judge, control_report, load_judge, log_likelihoods
+from nsmc_gen.evaluation.scoring import mean_token_loss
+from nsmc_gen.formatting import SENTIMENTS
+
+# Every row names all the knobs it touches; the others stay neutral (no penalty, no guidance), so
+# each row isolates one idea. The penalty and guidance rows vary the project's default decoding
+# (top-p 0.92 sampling); "default" is whatever generate_reviews does when asked nothing.
+_NEUTRAL = {"repetition_penalty": 1.0, "guidance_scale": 1.0}
+_TOP_P = {"strategy": "top-p", "top_p": 0.92}
+STUDY_ROWS: dict[str, dict[str, Any]] = {
+    "greedy": {"strategy": "greedy", **_NEUTRAL},
+    **{f"beam-{b}": {"strategy": "beam", "num_beams": b, **_NEUTRAL} for b in (2, 3, 5)},
+    **{f"temperature-{t}": {"strategy": "sampling", "temperature": t, **_NEUTRAL} for t in (0.5, 1.0, 1.5)},
+    **{f"top-k-{k}": {"strategy": "top-k", "top_k": k, **_NEUTRAL} for k in (5, 50)},
+    **{f"top-p-{p}": {"strategy": "top-p", "top_p": p, **_NEUTRAL} for p in (0.5, 0.92)},
+    **{f"penalty-{r}": {**_TOP_P, **_NEUTRAL, "repetition_penalty": r} for r in (1.0, 1.2, 1.5)},
+    "penalty-strict": {**_TOP_P, **_NEUTRAL, "repetition_penalty": math.inf},
+    "no-repeat-3": {**_TOP_P, **_NEUTRAL, "no_repeat_ngram_size": 3},
+    **{
+        f"guidance-{g}": {**_TOP_P, **_NEUTRAL, "repetition_penalty": 1.2, "guidance_scale": g}
+        for g in (1, 1.5, 2, 3)
+    },
+    "default": {},
+}
+DETERMINISTIC_STRATEGIES = ("greedy", "beam")  # one review per prompt: asking N times gives N copies
+REPETITION_N = 2  # the repetition column: a word 2-gram occurring twice in one review
+SHORT = 5  # the "short output" column: fewer characters than this
+EXAMPLES = 3  # distinct reviews per sentiment kept in the report
+INDEPENDENT_JUDGE = "TF-IDF char 1-3-grams + logistic regression"
+
+
+def family(name: str) -> str:
+    """The plot colour group of a row: its name up to the last dash (``top-p-0.5`` -> ``top-p``)."""
+    head, _, tail = name.rpartition("-")
+    return head if head and tail[:1].isdigit() or tail == "strict" else name
+
+
+def text_metrics(
+    texts: Sequence[str],
+    labels: Sequence[int],
+    known_words: set[str] | frozenset[str],
+    metrics: dict[str, Any],
+) -> dict[str, float]:
+    """Diversity, repetition, length and vocabulary columns of one set of reviews.
+
+    Self-BLEU is the mean over the two sentiments of the self-BLEU within each: sameness inside
+    a sentiment is the collapse to watch, and it costs half of one quadratic pass over all.
+
+    Args:
+        texts: the reviews, at least 2 per sentiment.
+        labels: the sentiment each was asked for (0/1).
+        known_words: the whitespace words of NSMC train reviews.
+        metrics: loaded metric modules ``distinct_n``, ``repetition_rate`` and ``self_bleu``.
+    """
+    texts = list(texts)
+    groups = [[t for t, y in zip(texts, labels, strict=True) if y == label] for label in (0, 1)]
+    self_bleu = [metrics["self_bleu"].compute(predictions=group)["self_bleu"] for group in groups]
+    words = [w for text in texts for w in text.split()]
+    return {
+        **{
+            k.replace("-", "_"): v
+            for k, v in metrics["distinct_n"].compute(predictions=texts, ns=(1, 2)).items()
+        },
+        **metrics["repetition_rate"].compute(predictions=texts, n=REPETITION_N),
+        "self_bleu": sum(self_bleu) / len(self_bleu),
+        "mean_length": sum(map(len, texts)) / len(texts),
+        "short_share": sum(len(t) < SHORT for t in texts) / len(texts),
+        "known_words": sum(w in known_words for w in words) / len(words) if words else 0.0,
+    }
+
+
+def generate_row(
+    model: Any, tokenizer: Any, decoding: dict[str, Any], num_reviews: int, seed: int
+) -> tuple[list[str], list[int], float, int]:
+    """``num_reviews`` reviews per sentiment for one row: (texts, asked labels, seconds, new tokens).
+
+    Deterministic strategies are asked once per sentiment and their review repeated: that is
+    what ``num_reviews`` requests return, without paying for the copies.
+    """
+    from nsmc_gen.generation import generate_reviews
+
+    deterministic = decoding.get("strategy") in DETERMINISTIC_STRATEGIES
+    texts: list[str] = []
+    labels: list[int] = []
+    seconds, tokens = 0.0, 0
+    for label, sentiment in enumerate(SENTIMENTS):
+        start = time.perf_counter()
+        reviews = generate_reviews(
+            model,
+            tokenizer,
+            sentiment=sentiment,
+            num_return_sequences=1 if deterministic else num_reviews,
+            seed=seed,
+            **decoding,
+        )
+        seconds += time.perf_counter() - start
+        # new tokens, counted back from the texts: each review's tokens + its EOS
+        tokens += sum(len(tokenizer(r, add_special_tokens=False)["input_ids"]) + 1 for r in reviews)
+        if deterministic:
+            reviews = reviews * num_reviews
+        texts += reviews
+        labels += [label] * num_reviews
+    return texts, labels, seconds, tokens
+
+
+def known_vocabulary(train_texts: Sequence[str]) -> frozenset[str]:
+    """The whitespace words of the training reviews."""
+    return frozenset(w for text in train_texts for w in text.split())
+
+
+def test_header(
+    model: Any,
+    tokenizer: Any,
+    test_texts: Sequence[str],
+    test_labels: Sequence[int],
+    judge: Judge,
+    bayes: BayesJudge,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Perplexity and the Bayes judge's accuracy from one scoring of the test reviews under both
+    prefixes; the independent judge's accuracy on the same reviews."""
+    negative, positive = bayes.score(test_texts)
+    true_prefix = [p if y else n for n, p, y in zip(negative, positive, test_labels, strict=True)]
+    loss, count = mean_token_loss(true_prefix)
+    totals = log_likelihoods(negative, positive)
+    bayes_hits = [int(pos >= neg) == y for (neg, pos), y in zip(totals.tolist(), test_labels, strict=True)]
+    perplexity = {
+        "perplexity": math.exp(loss),
+        "loss": loss,
+        "num_tokens": count,
+        "test_reviews": len(test_texts),
+    }
+    judges = {
+        "independent": {
+            "accuracy": control_report(test_texts, test_labels, judge)["sentiment_control_accuracy"]
+        },
+        "bayes": {"accuracy": sum(bayes_hits) / len(bayes_hits)},
+    }
+    for entry in judges.values():
+        entry["test_reviews"] = len(test_texts)
+    return perplexity, judges
+
+
+def measure(
+    texts: Sequence[str],
+    labels: Sequence[int],
+    judge: Judge,
+    bayes: BayesJudge,
+    known_words: frozenset[str],
+    metrics: dict[str, Any],
+) -> dict[str, float | None]:
+    """All the columns of one row but speed: control by both judges, then :func:`text_metrics`."""
+    return {
+        "control": control_report(texts, labels, judge)["sentiment_control_accuracy"],
+        "control_bayes": control_report(texts, labels, bayes)["sentiment_control_accuracy"],
+        **text_metrics(texts, labels, known_words, metrics),
+    }
+
+
+def run_study(
+    model: Any,
+    tokenizer: Any,
+    *,
+    num_reviews: int = 100,
+    rows: Sequence[str] | None = None,
+    seed: int = 0,
+    nsmc_dir: str | Path | None = None,
+    test_reviews: int = 2000,
+    judge: Judge | None = None,
+    max_new_tokens: int | None = None,
+    model_name: str = "model",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the decoding study on a fine-tuned model and return the report (see :mod:`.report`).
+
+    Args:
+        model, tokenizer: a model trained on the sentiment format (``긍정 <review>``).
+        num_reviews: reviews per sentiment and row (>= 2: self-BLEU compares reviews).
+        rows: names from :data:`STUDY_ROWS` (default: all, in table order).
+        seed: the generation seed of every row, and of the test sample.
+        nsmc_dir: NSMC files (the full rebuild gives the better judge); ``None``: the shipped sample.
+        test_reviews: NSMC test reviews (seeded sample) for perplexity and the judges' accuracy
+            (0: all of them).
+        judge: the independent judge (default: :func:`load_judge` on ``nsmc_dir``, cached).
+        max_new_tokens: a cap on every row's review length in tokens (default: generate_reviews').
+        model_name: how the report names the model.
+        progress: show a tqdm progress bar.
+    """
+    from nsmc_gen.data import load_nsmc
+    from nsmc_gen.modeling import NSMC_SAMPLE
+
+    names = list(STUDY_ROWS) if rows is None else list(rows)
+    unknown = [name for name in names if name not in STUDY_ROWS]
+    if unknown:
+        raise ValueError(f"unknown study rows {unknown}; valid rows: {', '.join(STUDY_ROWS)}")
+    if num_reviews < 2:
+        raise ValueError(f"num_reviews must be >= 2 (self-BLEU compares reviews), got {num_reviews}")
+    if test_reviews < 0:
+        raise ValueError(f"test_reviews must be >= 0 (0: the whole test split), got {test_reviews}")
+    data_dir = NSMC_SAMPLE if nsmc_dir is None else Path(nsmc_dir)
+    nsmc = load_nsmc(data_dir)
+    judge = judge if judge is not None else load_judge(data_dir)
+    bayes = BayesJudge(model, tokenizer)
+    test = nsmc["test"].shuffle(seed=seed)
+    test = test.select(range(min(test_reviews, test.num_rows))) if test_reviews else test
+    metrics = {name: load_metric(name) for name in ("distinct_n", "repetition_rate", "self_bleu")}
+    known = known_vocabulary(nsmc["train"]["document"][:])  # [:]: one slice, not row-by-row reads
+    test_texts, test_labels = test["document"][:], test["label"][:]
+
+    bar = tqdm(total=len(names) + 1, desc="decoding study", disable=not progress)
+    bar.set_postfix_str("perplexity and judges on NSMC test")
+    perplexity, judges = test_header(model, tokenizer, test_texts, test_labels, judge, bayes)
+    judges["independent"].update(name=INDEPENDENT_JUDGE, train_reviews=nsmc["train"].num_rows)
+    bar.update()
+    generated: dict[str, tuple] = {}  # rows with the same decoding (penalty-1.0 = top-p-0.92) share it
+    report_rows = []
+    for name in names:
+        bar.set_postfix_str(name)
+        decoding = {
+            **STUDY_ROWS[name],
+            **({} if max_new_tokens is None else {"max_new_tokens": max_new_tokens}),
+        }
+        key = repr(sorted(decoding.items()))
+        if key not in generated:
+            generated[key] = generate_row(model, tokenizer, decoding, num_reviews, seed)
+        texts, labels, seconds, tokens = generated[key]
+        row = {
+            "name": name,
+            "family": family(name),
+            "decoding": {k: "inf" if v == math.inf else v for k, v in decoding.items()},  # strict JSON
+            "deterministic": decoding.get("strategy") in DETERMINISTIC_STRATEGIES,
+            **measure(texts, labels, judge, bayes, known, metrics),
+            "tokens_per_s": tokens / seconds if seconds > 0 else None,
+        }
+        row["examples"] = {
+            sentiment: list(dict.fromkeys(t for t, y in zip(texts, labels, strict=True) if y == label))[
+                :EXAMPLES
+            ]
+            for label, sentiment in enumerate(SENTIMENTS)
+        }
+        report_rows.append(row)
+        bar.update()
+    bar.close()
+    # the same columns on real reviews: the first num_reviews of each sentiment in the test sample
+    human_texts, human_labels = [], []
+    for label in (0, 1):
+        texts = [t for t, y in zip(test_texts, test_labels, strict=True) if y == label][:num_reviews]
+        human_texts += texts
+        human_labels += [label] * len(texts)
+    reference = {"name": "NSMC test", **measure(human_texts, human_labels, judge, bayes, known, metrics)}
+    return {
+        "model": model_name,
+        "num_reviews": num_reviews,
+        "seed": seed,
+        "data": str(data_dir),
+        "perplexity": perplexity,
+        "judges": judges,
+        "rows": report_rows,
+        "reference": reference,
+    }

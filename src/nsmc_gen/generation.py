@@ -1,0 +1,487 @@
+"""Generating reviews: a decoding strategy -> GenerationConfig + our logits processors -> texts.
+
+The decoding strategies of the course are a small table (:data:`STRATEGIES`): what each one fixes
+in the ``GenerationConfig`` and which knobs it takes, with their defaults. Prompts come from
+:class:`~nsmc_gen.formatting.ReviewFormat`, the code that formats the training examples. The
+repetition penalty and top-p run as OUR processors (:mod:`nsmc_gen.processors`), with the
+built-in counterparts switched off, through the same code a model folder's ``custom_generate/``
+runs (:mod:`nsmc_gen.custom_generate.generate`, whose docstring gives the order of processing).
+
+Sentiment guidance: with a sentiment given, generation is guided away from the opposite
+sentiment's prompt (classifier-free guidance, ``guidance_scale``; default
+:data:`~nsmc_gen.decoding.DEFAULT_GUIDANCE_SCALE`; 1 switches it off).
+
+Example:
+    >>> from nsmc_gen.modeling import load_embedded_default
+    >>> model, tokenizer = load_embedded_default()
+    >>> reviews = generate_reviews(model, tokenizer, "positive", num_return_sequences=2, seed=0)
+    >>> len(reviews)
+    2
+    >>> generate_reviews(model, tokenizer, "negative", "이 영화", strategy="greedy", max_new_tokens=5)[0][:4]
+    '이 영화'
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (
+    AutoTokenizer,
+    GenerationConfig,
+    StoppingCriteria,
+    StoppingCriteriaList,
+    TextIteratorStreamer,
+    set_seed,
+)
+
+from nsmc_gen import processors as _processors
+from nsmc_gen.custom_generate import generate as _custom_generate
+from nsmc_gen.decoding import (
+    DECODING_DEFAULTS,
+    DEFAULT_GUIDANCE_SCALE,
+    DEFAULT_STRATEGY,
+    recommended_generation_config,
+    sentiment_guidance,
+)
+from nsmc_gen.formatting import SENTIMENTS, ReviewFormat, Sentiment, normalize_sentiment
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A decoding strategy: the ``GenerationConfig`` fields it fixes and the knobs it takes."""
+
+    fixed: Mapping[str, Any]
+    knobs: Mapping[str, Any] = field(default_factory=dict)  # name -> default
+
+
+STRATEGIES: dict[str, Strategy] = {
+    "greedy": Strategy({"do_sample": False, "num_beams": 1}),
+    "beam": Strategy({"do_sample": False, "early_stopping": True}, {"num_beams": 5}),
+    "sampling": Strategy({"do_sample": True, "num_beams": 1, "top_k": 0, "top_p": 1.0}, {"temperature": 1.0}),
+    "top-k": Strategy({"do_sample": True, "num_beams": 1, "top_p": 1.0}, {"top_k": 50, "temperature": 1.0}),
+    "top-p": Strategy(
+        {"do_sample": True, "num_beams": 1, "top_k": 0},
+        {"top_p": DECODING_DEFAULTS["top_p"], "temperature": DECODING_DEFAULTS["temperature"]},
+    ),
+}
+
+# Knobs every strategy takes.
+COMMON_KNOBS: dict[str, Any] = {
+    "repetition_penalty": DECODING_DEFAULTS["repetition_penalty"],
+    "no_repeat_ngram_size": 0,
+    "min_new_tokens": 0,
+    "max_new_tokens": DECODING_DEFAULTS["max_new_tokens"],
+}
+
+# name -> (check, valid range as the error message words it)
+_CHECKS: dict[str, tuple[Any, str]] = {
+    "temperature": (lambda v: _number(v) and 0 < v < math.inf, "a finite number > 0"),
+    "top_p": (lambda v: _number(v) and 0 < v <= 1, "in (0, 1]"),
+    "top_k": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "num_beams": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "repetition_penalty": (lambda v: _number(v) and v > 0, "a number > 0 (inf: never repeat a token)"),
+    "no_repeat_ngram_size": (lambda v: _integer(v) and v >= 0, "an integer >= 0 (0: off)"),
+    "min_new_tokens": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    "max_new_tokens": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "num_return_sequences": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "guidance_scale": (lambda v: _number(v) and 0 < v < math.inf, "a finite number > 0 (1: off)"),
+    "seed": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+}
+
+
+def strategy_knobs(strategy: str) -> dict[str, Any]:
+    """The knobs ``strategy`` takes (its own and :data:`COMMON_KNOBS`), with their defaults.
+
+    Callers holding every knob (a form with all sliders) pass only these to the functions below,
+    which refuse a knob the strategy does not use rather than silently ignore it.
+
+    Example:
+        >>> list(strategy_knobs("beam"))
+        ['num_beams', 'repetition_penalty', 'no_repeat_ngram_size', 'min_new_tokens', 'max_new_tokens']
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
+    return {**STRATEGIES[strategy].knobs, **COMMON_KNOBS}
+
+
+def decoding_settings(
+    strategy: str = DEFAULT_STRATEGY,
+    *,
+    sentiment: Sentiment | int | None = None,
+    guidance_scale: float | None = None,
+    num_return_sequences: int = 1,
+    **decoding: Any,
+) -> dict[str, Any]:
+    """The complete, checked decoding settings of a strategy: its knobs with defaults filled in.
+
+    Args:
+        strategy: one of :data:`STRATEGIES`.
+        sentiment: the sentiment asked for (guidance needs one).
+        guidance_scale: sentiment guidance; None: the default with a sentiment, off without one.
+        num_return_sequences: reviews per prompt (greedy: 1; beam: at most ``num_beams``).
+        decoding: the strategy's knobs (``Strategy.knobs``) and :data:`COMMON_KNOBS`.
+
+    Raises:
+        ValueError: naming the parameter and its valid range.
+
+    Example:
+        >>> decoding_settings("top-k", top_k=20, max_new_tokens=16)
+        {'strategy': 'top-k', 'top_k': 20, 'temperature': 1.0, 'repetition_penalty': 1.2, \
+'no_repeat_ngram_size': 0, 'min_new_tokens': 0, 'max_new_tokens': 16, 'guidance_scale': 1.0}
+    """
+    knobs = strategy_knobs(strategy)
+    unknown = sorted(set(decoding) - set(knobs))
+    if unknown:
+        raise ValueError(f"strategy {strategy!r} takes {', '.join(knobs)}; got {', '.join(unknown)}")
+    settings = {"strategy": strategy, **knobs, **decoding}
+    scale = guidance_scale
+    if scale is None:
+        scale = DEFAULT_GUIDANCE_SCALE if sentiment is not None else 1.0
+    for name, value in {
+        **settings,
+        "num_return_sequences": num_return_sequences,
+        "guidance_scale": scale,
+    }.items():
+        if name in _CHECKS and not _CHECKS[name][0](value):
+            raise ValueError(f"{name} must be {_CHECKS[name][1]}, got {value!r}")
+    if settings["min_new_tokens"] > settings["max_new_tokens"]:
+        raise ValueError(
+            f"min_new_tokens must be <= max_new_tokens ({settings['max_new_tokens']}), "
+            f"got {settings['min_new_tokens']}"
+        )
+    if strategy == "greedy" and num_return_sequences != 1:
+        raise ValueError(
+            f"num_return_sequences must be 1 for greedy decoding (it is deterministic), "
+            f"got {num_return_sequences}"
+        )
+    if strategy == "beam" and num_return_sequences > settings["num_beams"]:
+        raise ValueError(
+            f"num_return_sequences must be <= num_beams ({settings['num_beams']}) for beam search, "
+            f"got {num_return_sequences}"
+        )
+    if scale != 1 and sentiment is None:
+        raise ValueError(
+            f"guidance_scale={scale} needs a sentiment (it guides away from the opposite one); use 1 or None"
+        )
+    return {**settings, "guidance_scale": float(scale)}
+
+
+def build_generate_kwargs(
+    model: Any,
+    tokenizer: Any,
+    sentiment: Sentiment | int | None = "positive",
+    prompt: str | Sequence[str] = "",
+    *,
+    strategy: str = DEFAULT_STRATEGY,
+    num_return_sequences: int = 1,
+    guidance_scale: float | None = None,
+    review_format: ReviewFormat | None = None,
+    **decoding: Any,
+) -> dict[str, Any]:
+    """Everything ``model.generate(**kwargs)`` needs: prompt tensors, GenerationConfig, our processors.
+
+    Several prompts make one left-padded batch; each gets ``num_return_sequences`` rows. The
+    returned ``generation_config`` has the built-in repetition penalty, temperature, top-k, top-p
+    and guidance at their neutral values: ``logits_processor`` does that work (see
+    :mod:`nsmc_gen.custom_generate.generate`). Add ``streamer=`` or output options as needed.
+
+    Example:
+        >>> from nsmc_gen.modeling import load_embedded_default
+        >>> model, tokenizer = load_embedded_default()
+        >>> kwargs = build_generate_kwargs(model, tokenizer, "positive", ["정말", "이 영화는"])
+        >>> kwargs["input_ids"].shape[0], kwargs["generation_config"].top_p
+        (2, 1.0)
+        >>> [type(p).__name__ for p in kwargs["logits_processor"]]
+        ['GuidanceLogitsProcessor', 'RepetitionPenaltyLogitsProcessor', 'NucleusLogitsProcessor']
+    """
+    review_format = review_format or ReviewFormat()
+    sentiment = None if sentiment is None else normalize_sentiment(sentiment)
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    if not prompts or not all(isinstance(p, str) for p in prompts):
+        raise ValueError(f"prompt must be a string or a non-empty list of strings, got {prompt!r}")
+    settings = decoding_settings(
+        strategy,
+        sentiment=sentiment,
+        guidance_scale=guidance_scale,
+        num_return_sequences=num_return_sequences,
+        **decoding,
+    )
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    device = getattr(model, "device", torch.device("cpu"))
+    input_ids, attention_mask = _left_pad(
+        _prompt_rows(tokenizer, review_format, sentiment, prompts), pad, device
+    )
+    guidance: dict[str, torch.Tensor] = {}
+    if settings["guidance_scale"] != 1:
+        opposite = SENTIMENTS[1 - SENTIMENTS.index(sentiment)]
+        ids, mask = _left_pad(_prompt_rows(tokenizer, review_format, opposite, prompts), pad, device)
+        guidance = {"negative_prompt_ids": ids, "negative_prompt_attention_mask": mask}
+    fixed = STRATEGIES[strategy].fixed
+    knobs = {k: v for k, v in settings.items() if k != "strategy"}
+    config = GenerationConfig(
+        # Everything off first, so that no sampling default of the model's own config slips in.
+        **{**_custom_generate.switched_off(fixed["do_sample"]), **fixed, **knobs},
+        num_return_sequences=num_return_sequences,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=pad,
+    )
+    return _custom_generate.prepare(
+        model, generation_config=config, input_ids=input_ids, attention_mask=attention_mask, **guidance
+    )
+
+
+def generate_reviews(
+    model: Any,
+    tokenizer: Any,
+    sentiment: Sentiment | int | None = "positive",
+    prompt: str | Sequence[str] = "",
+    *,
+    strategy: str = DEFAULT_STRATEGY,
+    num_return_sequences: int = 1,
+    seed: int | None = None,
+    guidance_scale: float | None = None,
+    review_format: ReviewFormat | None = None,
+    **decoding: Any,
+) -> list[str]:
+    """Generate movie reviews of a sentiment, in one batch.
+
+    Args:
+        model: a causal LM fine-tuned on the review format.
+        tokenizer: its tokenizer.
+        sentiment: ``"positive"``/``"negative"`` (or label 1/0); None: no sentiment prefix.
+        prompt: the start of the review, or a list of starts (one left-padded batch).
+        strategy: ``"greedy"``, ``"beam"``, ``"sampling"``, ``"top-k"`` or ``"top-p"`` (default).
+        num_return_sequences: reviews per prompt.
+        seed: seeds Python, NumPy and torch first; the same seed gives the same reviews.
+        guidance_scale: sentiment guidance (> 0; 1: off); None: the default with a sentiment.
+        review_format: the prompt format the model was trained on.
+        decoding: the strategy's knobs: ``temperature``, ``top_k``, ``top_p``, ``num_beams``
+            (strategy-specific), ``repetition_penalty`` (``float("inf")``: never repeat a token),
+            ``no_repeat_ngram_size``, ``min_new_tokens``, ``max_new_tokens``.
+
+    Returns:
+        ``num_return_sequences`` texts per prompt, prompt by prompt; each is the review without
+        the sentiment word (a given prompt's text is kept at its start).
+
+    Raises:
+        ValueError: a bad argument, named with its valid range.
+
+    Example:
+        >>> from nsmc_gen.modeling import load_embedded_default
+        >>> model, tokenizer = load_embedded_default()
+        >>> a = generate_reviews(model, tokenizer, "negative", strategy="top-k", top_k=20, seed=1)
+        >>> a == generate_reviews(model, tokenizer, "negative", strategy="top-k", top_k=20, seed=1)
+        True
+    """
+    review_format = review_format or ReviewFormat()
+    kwargs = build_generate_kwargs(
+        model,
+        tokenizer,
+        sentiment,
+        prompt,
+        strategy=strategy,
+        num_return_sequences=num_return_sequences,
+        guidance_scale=guidance_scale,
+        review_format=review_format,
+        **decoding,
+    )
+    _seed(seed)
+    with _eval_mode(model):
+        output = model.generate(**kwargs)
+    sequences = getattr(output, "sequences", output)  # a config may ask for a dict output
+    texts = tokenizer.batch_decode(sequences, skip_special_tokens=True)
+    return [review_format.strip_prefix(text, sentiment) for text in texts]
+
+
+def stream_review(
+    model: Any,
+    tokenizer: Any,
+    sentiment: Sentiment | int | None = "positive",
+    prompt: str = "",
+    *,
+    strategy: str = DEFAULT_STRATEGY,
+    seed: int | None = None,
+    guidance_scale: float | None = None,
+    review_format: ReviewFormat | None = None,
+    **decoding: Any,
+) -> Iterator[str]:
+    """Generate one review, yielding the text so far (sentiment word removed) as it grows.
+
+    Same arguments and decoding as :func:`generate_reviews` for one review; its last text equals
+    ``generate_reviews(...)[0]`` with the same seed. Generation runs in a thread through
+    transformers' ``TextIteratorStreamer``; closing the iterator early stops it. Beam search
+    cannot stream (it picks its sequence at the end).
+
+    Example:
+        >>> from nsmc_gen.modeling import load_embedded_default
+        >>> model, tokenizer = load_embedded_default()
+        >>> for text in stream_review(model, tokenizer, "positive", "이 영화", seed=0, max_new_tokens=8):
+        ...     pass
+        >>> text.startswith("이 영화")
+        True
+    """
+    if strategy == "beam":
+        raise ValueError("strategy 'beam' cannot be streamed: beam search picks its sequence at the end")
+    review_format = review_format or ReviewFormat()
+    kwargs = build_generate_kwargs(
+        model,
+        tokenizer,
+        sentiment,
+        prompt,
+        strategy=strategy,
+        guidance_scale=guidance_scale,
+        review_format=review_format,
+        **decoding,
+    )
+    streamer = TextIteratorStreamer(tokenizer, skip_special_tokens=True)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            model.generate(**kwargs, streamer=streamer, stopping_criteria=StoppingCriteriaList([_Stop(stop)]))
+        except BaseException as error:  # re-raised in the caller's thread below
+            errors.append(error)
+            streamer.end()
+
+    with _eval_mode(model):
+        _seed(seed)
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        try:
+            text = review = ""
+            for chunk in streamer:
+                text += chunk
+                if (grown := review_format.strip_prefix(text, sentiment)) != review:  # skip empty pieces
+                    review = grown
+                    yield review
+        finally:
+            stop.set()
+            thread.join()
+    if errors:
+        raise errors[0]
+
+
+def install_custom_generate(model_dir: str | os.PathLike, review_format: ReviewFormat | None = None) -> Path:
+    """Make a saved model folder decode like nsmc-gen under ``trust_remote_code=True``, without nsmc-gen.
+
+    Copies :mod:`nsmc_gen.custom_generate.generate` and :mod:`nsmc_gen.processors` into
+    ``model_dir/custom_generate/`` (transformers loads the second through the first's relative
+    import), and makes sure ``generation_config.json`` has the ``sentiment_guidance`` field
+    (adding it from the folder's tokenizer, or writing the recommended config if there is none).
+    Files are replaced atomically.
+
+    Returns:
+        The ``custom_generate`` folder.
+
+    Example:
+        >>> install_custom_generate("outputs/model")  # doctest: +SKIP
+        PosixPath('outputs/model/custom_generate')
+        >>> from transformers import pipeline
+        >>> pipe = pipeline("text-generation", "outputs/model", trust_remote_code=True)  # doctest: +SKIP
+        >>> pipe("긍정", num_return_sequences=3)  # our processors, sentiment guidance  # doctest: +SKIP
+    """
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"model_dir must be a saved model folder (with config.json): {model_dir}")
+    target = model_dir / "custom_generate"
+    target.mkdir(exist_ok=True)
+    for source in (Path(_custom_generate.__file__), Path(_processors.__file__)):
+        _atomic_write(target / source.name, source.read_bytes())
+    if (model_dir / "generation_config.json").is_file():
+        config = GenerationConfig.from_pretrained(model_dir)
+        if getattr(config, _custom_generate.GUIDANCE_FIELD, None):
+            return target
+        setattr(
+            config, _custom_generate.GUIDANCE_FIELD, sentiment_guidance(_tokenizer(model_dir), review_format)
+        )
+        config._from_model_config = False  # else transformers drops every extra field on loading
+    else:
+        config = recommended_generation_config(_tokenizer(model_dir), review_format)
+    _atomic_write(model_dir / "generation_config.json", config.to_json_string(use_diff=True).encode())
+    return target
+
+
+class _Stop(StoppingCriteria):
+    """Stops generation once ``event`` is set (the stream's reader went away)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
+    ) -> torch.BoolTensor:
+        return torch.full(
+            (input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device
+        )
+
+
+def _prompt_rows(
+    tokenizer: Any, review_format: ReviewFormat, sentiment: Sentiment | None, prompts: Sequence[str]
+) -> list[list[int]]:
+    """Each prompt's token ids; an empty prompt starts from the BOS (else EOS) token."""
+    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    rows = [review_format.prompt_ids(tokenizer, sentiment, p) for p in prompts]
+    if any(not row for row in rows) and start is None:
+        raise ValueError("an empty prompt needs a tokenizer with a bos_token or eos_token to start from")
+    return [row or [start] for row in rows]
+
+
+def _left_pad(
+    rows: Sequence[Sequence[int]], pad_token_id: int, device: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left padding: a decoder-only model continues every row from its last column."""
+    width = max(map(len, rows))
+    ids = [[pad_token_id] * (width - len(row)) + list(row) for row in rows]
+    mask = [[0] * (width - len(row)) + [1] * len(row) for row in rows]
+    return torch.tensor(ids, device=device), torch.tensor(mask, device=device)
+
+
+@contextmanager
+def _eval_mode(model: Any) -> Iterator[None]:
+    """Dropout off while generating (a model straight from training is in train mode)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def _seed(seed: int | None) -> None:
+    if seed is not None:
+        if not _CHECKS["seed"][0](seed):
+            raise ValueError(f"seed must be {_CHECKS['seed'][1]}, got {seed!r}")
+        set_seed(seed)
+
+
+def _tokenizer(model_dir: Path) -> Any:
+    return AutoTokenizer.from_pretrained(model_dir)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
+        tmp.write(data)
+    if path.exists():
+        shutil.copymode(path, tmp.name)
+    else:
+        os.chmod(tmp.name, 0o644)
+    os.replace(tmp.name, path)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
