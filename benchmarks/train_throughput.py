@@ -14,8 +14,10 @@ differs:
 
 A review token is a non-padding token of a batch (prefix + review + EOS). Steps are drawn at
 random from a whole epoch of each path's batches (the length-grouped sampler puts its longest
-batch first), rounds alternate between the paths so that load on a shared machine hits all of
-them alike, and the figure per path is its total tokens over its total time.
+batch first), rounds alternate between the paths, and the figure per path is its total tokens over
+its total time. Time is the process's CPU time (``time.process_time``) as well as wall time: on a
+shared machine, wall time also counts the moments other jobs hold the cores. With ``--threads 1``
+(the default) CPU time is what the same steps take on an idle core.
 """
 
 from __future__ import annotations
@@ -52,7 +54,9 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=32, help="reviews per step (the course's 32)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per path and round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds over the paths")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch intra-op threads")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch intra-op threads (CPU time is exact at 1)"
+    )
     parser.add_argument("--seed", type=int, default=7)
     return parser.parse_args()
 
@@ -64,6 +68,8 @@ def recipe_batches(model, tokenizer, batch_size: int, reviews: int, packing: boo
     )
     args = TrainingArguments(
         output_dir=tempfile.mkdtemp(prefix="throughput-"),
+        dataloader_pin_memory=False,
+        use_cpu=not torch.cuda.is_available(),
         per_device_train_batch_size=batch_size,
         train_sampling_strategy="group_by_length",
         remove_unused_columns=False,
@@ -91,18 +97,20 @@ def course_batches(data: datasets.Dataset, tokenizer, batch_size: int, seed: int
     ]
 
 
-def timed_steps(model, optimizer, batches: list[dict], pad_token_id: int) -> tuple[int, float]:
-    """Train on ``batches``; return (review tokens, seconds)."""
-    tokens, seconds = 0, 0.0
+def timed_steps(model, optimizer, batches: list[dict], pad_token_id: int) -> tuple[int, float, float, int]:
+    """Train on ``batches``; return (review tokens, CPU seconds, wall seconds, positions)."""
+    tokens, cpu, wall, positions = 0, 0.0, 0.0, 0
     for batch in batches:
-        start = time.perf_counter()
+        cpu_start, wall_start = time.process_time(), time.perf_counter()
         loss = model(**batch).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        seconds += time.perf_counter() - start
+        cpu += time.process_time() - cpu_start
+        wall += time.perf_counter() - wall_start
         tokens += int((batch["input_ids"] != pad_token_id).sum())
-    return tokens, seconds
+        positions += batch["input_ids"].numel()
+    return tokens, cpu, wall, positions
 
 
 def main() -> None:
@@ -131,31 +139,35 @@ def main() -> None:
     rng = random.Random(options.seed)
     for batches in paths.values():  # warm-up (allocator, kernels) outside the timings
         timed_steps(model, optimizer, batches[:1], tokenizer.pad_token_id)
-    totals = {name: [0, 0.0] for name in paths}
+    totals = {name: [0, 0.0, 0.0, 0] for name in paths}
     per_round = {name: [] for name in paths}
     for _ in range(options.rounds):
         for name, batches in paths.items():
-            tokens, seconds = timed_steps(
-                model, optimizer, rng.sample(batches, options.steps), tokenizer.pad_token_id
-            )
-            totals[name][0] += tokens
-            totals[name][1] += seconds
-            per_round[name].append(tokens / seconds)
+            sample = rng.sample(batches, min(options.steps, len(batches)))
+            tokens, cpu, wall, positions = timed_steps(model, optimizer, sample, tokenizer.pad_token_id)
+            for i, value in enumerate((tokens, cpu, wall, positions)):
+                totals[name][i] += value
+            per_round[name].append(tokens / cpu)
 
     print(
         f"\nmodel {options.model}, {options.reviews} NSMC sample reviews, "
-        f"batch {options.batch_size} reviews, "
-        f"{options.steps} steps x {options.rounds} rounds per path, {options.threads} threads"
+        f"batch {options.batch_size} reviews, {options.steps} steps x {options.rounds} rounds per path, "
+        f"{options.threads} thread(s)"
     )
-    print(f"{'path':36} {'review tok/s':>13} {'median/round':>13} {'tok/step':>9} {'s/step':>7}  ratio")
-    base = totals[next(iter(paths))][0] / totals[next(iter(paths))][1]
-    steps = options.steps * options.rounds
-    for name, (tokens, seconds) in totals.items():
-        rate = tokens / seconds
+    print(
+        f"{'path':34} {'tok/CPU-s':>9} {'median':>7} {'tok/wall-s':>10} {'tok/step':>8} {'pos/step':>8} "
+        f"{'CPU-s/step':>10}  ratio"
+    )
+    course_tokens, course_cpu, _, _ = totals[next(iter(paths))]
+    course_rate = course_tokens / course_cpu
+    steps = options.rounds * min(options.steps, min(len(b) for b in paths.values()))
+    for name, (tokens, cpu, wall, positions) in totals.items():
         print(
-            f"{name:36} {rate:13.0f} {statistics.median(per_round[name]):13.0f} {tokens / steps:9.0f} "
-            f"{seconds / steps:7.3f}  {rate / base:5.2f}x"
+            f"{name:34} {tokens / cpu:9.0f} {statistics.median(per_round[name]):7.0f} {tokens / wall:10.0f} "
+            f"{tokens / steps:8.0f} {positions / steps:8.0f} {cpu / steps:10.3f}  "
+            f"{tokens / cpu / course_rate:5.2f}x"
         )
+    print("ratio: review tokens per CPU-second against the course's path")
 
 
 if __name__ == "__main__":

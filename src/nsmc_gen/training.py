@@ -69,8 +69,12 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 @dataclass
 class ScriptArguments:
-    """What the recipe does around training (the YAML recipe itself is ``--config``)."""
+    """What the recipe does around training."""
 
+    config: str | None = field(
+        default=None,
+        metadata={"help": "a YAML recipe (flat keys = these arguments); the command line overrides it"},
+    )
     early_stopping_patience: int | None = field(
         default=None,
         metadata={
@@ -205,6 +209,7 @@ def parse_args(
     if remaining:
         raise ValueError(f"unknown command-line arguments {remaining}{_did_you_mean(remaining[0], parser)}")
     script_args, model_args, data_args, training_args = parsed
+    script_args.config = None if config is None else str(config)
     validate_args(script_args, model_args, data_args, training_args)
     return script_args, model_args, data_args, training_args
 
@@ -221,7 +226,7 @@ def _pop_config(args: list[str]) -> tuple[str | None, list[str]]:
 
 
 def _known_keys(parser: HfArgumentParser) -> set[str]:
-    return {action.dest for action in parser._actions if action.dest != "help"}
+    return {action.dest for action in parser._actions if action.dest not in ("help", "config")}
 
 
 def _did_you_mean(key: str, parser: HfArgumentParser) -> str:
