@@ -59,6 +59,7 @@ from nsmc_gen.formatting import (
     ReviewFormat,
     tokenize_reviews,
 )
+from nsmc_gen.generation import generate_reviews, install_custom_generate
 from nsmc_gen.modeling import EMBEDDED, NSMC_SAMPLE, load_model_and_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -618,6 +619,8 @@ def _finish_folder(folder: Path, tokenizer: PreTrainedTokenizerBase, facts: dict
     """generation_config.json, the run facts, then the card rendered from the folder."""
     # Written explicitly for adapters too: pipeline()/generate() defaults differ from ours (FIELD-NOTES).
     recommended_generation_config(tokenizer).save_pretrained(folder)
+    if (folder / "config.json").is_file():  # a full model (an adapter cannot carry remote code alone)
+        install_custom_generate(folder)  # our processors and sentiment guidance under trust_remote_code
     _write_json_atomic(folder / RUN_FACTS, facts)
     save_model_card(folder)  # README.md (replaces the generic one peft writes beside an adapter)
 
@@ -664,23 +667,15 @@ def sample_reviews(
     per_sentiment: int = 3,
     seed: int = 7,
 ) -> dict[str, list[str]]:
-    """A few sampled reviews per sentiment with the recommended decoding.
-
-    INTERIM: a plain ``model.generate``; to be replaced by ``nsmc_gen.generation.generate_reviews``
-    once the generation module lands on main.
-    """
-    model.eval()
-    config = recommended_generation_config(tokenizer, num_return_sequences=per_sentiment)
-    device = next(model.parameters()).device
-    torch.manual_seed(seed)
-    reviews = {}
-    for sentiment in ("positive", "negative"):
-        prompt = torch.tensor([review_format.prompt_ids(tokenizer, sentiment)], device=device)
-        with torch.no_grad():
-            out = model.generate(
-                input_ids=prompt,
-                attention_mask=torch.ones_like(prompt),
-                generation_config=config,
-            )
-        reviews[sentiment] = tokenizer.batch_decode(out[:, prompt.shape[1] :], skip_special_tokens=True)
-    return {sentiment: [text.strip() for text in texts] for sentiment, texts in reviews.items()}
+    """A few reviews per sentiment with the recommended decoding (sentiment guidance included)."""
+    return {
+        sentiment: generate_reviews(
+            model,
+            tokenizer,
+            sentiment=sentiment,
+            num_return_sequences=per_sentiment,
+            seed=seed,
+            review_format=review_format,
+        )
+        for sentiment in ("positive", "negative")
+    }
