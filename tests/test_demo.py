@@ -24,6 +24,7 @@ from conftest import build_tiny_model
 from playwright.sync_api import Page, expect
 
 from nsmc_gen.cli import main
+from nsmc_gen.decoding import DEFAULT_GUIDANCE_SCALE
 from nsmc_gen.demo import _reviews, build_demo
 from nsmc_gen.generation import generate_reviews
 
@@ -50,7 +51,7 @@ REQUEST = dict(
     repetition_penalty=1.2,
     strict_penalty=False,
     no_repeat_ngram_size=0,
-    guidance_scale=1.5,
+    guidance_scale=DEFAULT_GUIDANCE_SCALE,  # what the page starts with
     num_samples=1,
 )
 
