@@ -102,11 +102,22 @@ def generate_row(
     """``num_reviews`` reviews per sentiment for one row: (texts, asked labels, seconds, new tokens).
 
     Deterministic strategies are asked once per sentiment and their review repeated: that is
-    what ``num_reviews`` requests return, without paying for the copies.
+    what ``num_reviews`` requests return, without paying for the copies (so their tokens/s is
+    that of one review at a time, where sampling rows generate ``num_reviews`` in one batch).
     """
     from nsmc_gen.generation import generate_reviews
 
     deterministic = decoding.get("strategy") in DETERMINISTIC_STRATEGIES
+    count = 1 if deterministic else num_reviews
+    # untimed warm-up: lazy initialisation and first-shape costs must not count against one row
+    generate_reviews(
+        model,
+        tokenizer,
+        sentiment=SENTIMENTS[0],
+        num_return_sequences=count,
+        seed=seed,
+        **{**decoding, "max_new_tokens": 2},
+    )
     texts: list[str] = []
     labels: list[int] = []
     seconds, tokens = 0.0, 0
@@ -116,7 +127,7 @@ def generate_row(
             model,
             tokenizer,
             sentiment=sentiment,
-            num_return_sequences=1 if deterministic else num_reviews,
+            num_return_sequences=count,
             seed=seed,
             **decoding,
         )
