@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import datasets
 import pytest
 import torch
 
@@ -322,13 +323,16 @@ def sample_judge(sample_rows):
 
 
 @pytest.mark.slow
-def test_study_end_to_end_on_the_tiny_model(tmp_path, tokenizer, sample_judge):
+def test_study_end_to_end_on_the_tiny_model(tmp_path, tokenizer, sample_judge, sample_rows):
     pytest.importorskip("nsmc_gen.generation")
     from conftest import build_tiny_model
 
     from nsmc_gen.evaluation.report import write_report
     from nsmc_gen.evaluation.study import run_study
 
+    columns = {key: [r[key] for r in sample_rows] for key in ("id", "document", "label")}
+    splits = datasets.Dataset.from_dict(columns).train_test_split(test_size=100, seed=0)
+    sample_splits = datasets.DatasetDict({"train": splits["train"], "test": splits["test"]})
     model = build_tiny_model(tokenizer)
     report = run_study(
         model,
@@ -337,6 +341,7 @@ def test_study_end_to_end_on_the_tiny_model(tmp_path, tokenizer, sample_judge):
         rows=STUDY_SUBSET,
         test_reviews=20,
         judge=sample_judge,
+        nsmc=sample_splits,
         max_new_tokens=8,
         progress=False,
     )

@@ -96,7 +96,11 @@ def render_markdown(report: dict[str, Any]) -> str:
         cells = [_cell(reference.get(key), fmt) for key, _, fmt in COLUMNS]
         lines.append(f"| *{reference['name']}* | human reviews | " + " | ".join(cells) + " |")
     if any(row.get("deterministic") for row in report["rows"]):
-        lines += ["", "Greedy and beam rows are deterministic: every request returns the same review."]
+        lines += [
+            "",
+            "Greedy and beam rows are deterministic: every request returns the same review, generated "
+            "once per sentiment (so their tokens/s is unbatched; sampling rows generate a batch).",
+        ]
     lines += ["", "## Examples", ""]
     for row in report["rows"]:
         for sentiment, texts in row.get("examples", {}).items():

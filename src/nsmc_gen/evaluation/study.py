@@ -102,11 +102,22 @@ def generate_row(
     """``num_reviews`` reviews per sentiment for one row: (texts, asked labels, seconds, new tokens).
 
     Deterministic strategies are asked once per sentiment and their review repeated: that is
-    what ``num_reviews`` requests return, without paying for the copies.
+    what ``num_reviews`` requests return, without paying for the copies (so their tokens/s is
+    that of one review at a time, where sampling rows generate ``num_reviews`` in one batch).
     """
     from nsmc_gen.generation import generate_reviews
 
     deterministic = decoding.get("strategy") in DETERMINISTIC_STRATEGIES
+    count = 1 if deterministic else num_reviews
+    # untimed warm-up: lazy initialisation and first-shape costs must not count against one row
+    generate_reviews(
+        model,
+        tokenizer,
+        sentiment=SENTIMENTS[0],
+        num_return_sequences=count,
+        seed=seed,
+        **{**decoding, "max_new_tokens": 2},
+    )
     texts: list[str] = []
     labels: list[int] = []
     seconds, tokens = 0.0, 0
@@ -116,7 +127,7 @@ def generate_row(
             model,
             tokenizer,
             sentiment=sentiment,
-            num_return_sequences=1 if deterministic else num_reviews,
+            num_return_sequences=count,
             seed=seed,
             **decoding,
         )
@@ -191,6 +202,7 @@ def run_study(
     rows: Sequence[str] | None = None,
     seed: int = 0,
     nsmc_dir: str | Path | None = None,
+    nsmc: Any | None = None,
     test_reviews: int = 2000,
     judge: Judge | None = None,
     max_new_tokens: int | None = None,
@@ -205,6 +217,8 @@ def run_study(
         rows: names from :data:`STUDY_ROWS` (default: all, in table order).
         seed: the generation seed of every row, and of the test sample.
         nsmc_dir: NSMC files (the full rebuild gives the better judge); ``None``: the shipped sample.
+        nsmc: the splits already loaded (a ``DatasetDict`` with ``train`` and ``test``) instead of
+            ``load_nsmc(nsmc_dir)``.
         test_reviews: NSMC test reviews (seeded sample) for perplexity and the judges' accuracy
             (0: all of them).
         judge: the independent judge (default: :func:`load_judge` on ``nsmc_dir``, cached).
@@ -224,7 +238,7 @@ def run_study(
     if test_reviews < 0:
         raise ValueError(f"test_reviews must be >= 0 (0: the whole test split), got {test_reviews}")
     data_dir = NSMC_SAMPLE if nsmc_dir is None else Path(nsmc_dir)
-    nsmc = load_nsmc(data_dir)
+    nsmc = nsmc if nsmc is not None else load_nsmc(data_dir)
     judge = judge if judge is not None else load_judge(data_dir)
     bayes = BayesJudge(model, tokenizer)
     test = nsmc["test"].shuffle(seed=seed)
