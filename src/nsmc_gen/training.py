@@ -655,32 +655,3 @@ def save_finished_model(
     tokenizer.save_pretrained(merged_dir)
     _finish_folder(merged_dir, tokenizer, {**facts, "merged": True})
     return merged_dir
-
-
-def sample_reviews(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    review_format: ReviewFormat,
-    per_sentiment: int = 3,
-    seed: int = 7,
-) -> dict[str, list[str]]:
-    """A few sampled reviews per sentiment with the recommended decoding.
-
-    INTERIM: a plain ``model.generate``; to be replaced by ``nsmc_gen.generation.generate_reviews``
-    once the generation module lands on main.
-    """
-    model.eval()
-    config = recommended_generation_config(tokenizer, num_return_sequences=per_sentiment)
-    device = next(model.parameters()).device
-    torch.manual_seed(seed)
-    reviews = {}
-    for sentiment in ("positive", "negative"):
-        prompt = torch.tensor([review_format.prompt_ids(tokenizer, sentiment)], device=device)
-        with torch.no_grad():
-            out = model.generate(
-                input_ids=prompt,
-                attention_mask=torch.ones_like(prompt),
-                generation_config=config,
-            )
-        reviews[sentiment] = tokenizer.batch_decode(out[:, prompt.shape[1] :], skip_special_tokens=True)
-    return {sentiment: [text.strip() for text in texts] for sentiment, texts in reviews.items()}
