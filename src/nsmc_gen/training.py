@@ -171,6 +171,7 @@ TRAINING_DEFAULTS: dict[str, Any] = dict(
     # Without a GPU, use_cpu=True is what makes `accelerate launch --multi_gpu --num_processes 2` real
     # DDP over gloo: otherwise every process trains alone (world_size 1), silently.
     use_cpu=not torch.cuda.is_available(),
+    ddp_find_unused_parameters=False,  # every trainable weight is used each step: skip DDP's extra graph walk
     # Mixed precision whenever a GPU supports it: bf16 where it exists, fp16 on older GPUs.
     bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
     fp16=torch.cuda.is_available() and not torch.cuda.is_bf16_supported(),
