@@ -20,6 +20,7 @@ import datasets
 import transformers
 from transformers import set_seed
 
+from nsmc_gen.generation import generate_reviews
 from nsmc_gen.hub import push_model
 from nsmc_gen.training import (
     build_trainer,
@@ -27,7 +28,6 @@ from nsmc_gen.training import (
     load_model,
     parse_args,
     prepare_datasets,
-    sample_reviews,
     save_finished_model,
     take_push_request,
 )
@@ -69,18 +69,16 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> Path:
     folder = save_finished_model(trainer, model_args, data_args, eval_metrics)
     if trainer.is_world_process_zero():
         print(f"model folder: {folder}")
-        if script_args.sample_reviews:
-            samples = sample_reviews(
+        for sentiment in ("positive", "negative") if script_args.sample_reviews else ():
+            reviews = generate_reviews(
                 trainer.model,
                 tokenizer,
-                data_args.review_format,
-                script_args.sample_reviews,
-                training_args.seed,
-            )
-            for sentiment, reviews in samples.items():
-                print(f"\n{sentiment}:")
-                for review in reviews:
-                    print(f"  - {review}")
+                sentiment,
+                num_return_sequences=script_args.sample_reviews,
+                seed=training_args.seed,
+                review_format=data_args.review_format,
+            )  # the default decoding, as `nsmc-gen generate` applies it
+            print(f"\n{sentiment}:", *(f"  - {review}" for review in reviews), sep="\n")
 
     # ---- publish: the finished folder, one commit ----
     if repo_id and trainer.is_world_process_zero():

@@ -59,7 +59,7 @@ from nsmc_gen.formatting import (
     ReviewFormat,
     tokenize_reviews,
 )
-from nsmc_gen.generation import generate_reviews, install_custom_generate
+from nsmc_gen.generation import install_custom_generate
 from nsmc_gen.modeling import EMBEDDED, NSMC_SAMPLE, load_model_and_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -172,6 +172,7 @@ TRAINING_DEFAULTS: dict[str, Any] = dict(
     # Without a GPU, use_cpu=True is what makes `accelerate launch --multi_gpu --num_processes 2` real
     # DDP over gloo: otherwise every process trains alone (world_size 1), silently.
     use_cpu=not torch.cuda.is_available(),
+    ddp_find_unused_parameters=False,  # every trainable weight is used each step: skip DDP's extra graph walk
     # Mixed precision whenever a GPU supports it: bf16 where it exists, fp16 on older GPUs.
     bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
     fp16=torch.cuda.is_available() and not torch.cuda.is_bf16_supported(),
@@ -658,24 +659,3 @@ def save_finished_model(
     tokenizer.save_pretrained(merged_dir)
     _finish_folder(merged_dir, tokenizer, {**facts, "merged": True})
     return merged_dir
-
-
-def sample_reviews(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    review_format: ReviewFormat,
-    per_sentiment: int = 3,
-    seed: int = 7,
-) -> dict[str, list[str]]:
-    """A few reviews per sentiment with the recommended decoding (sentiment guidance included)."""
-    return {
-        sentiment: generate_reviews(
-            model,
-            tokenizer,
-            sentiment=sentiment,
-            num_return_sequences=per_sentiment,
-            seed=seed,
-            review_format=review_format,
-        )
-        for sentiment in ("positive", "negative")
-    }
