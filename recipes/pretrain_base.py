@@ -23,7 +23,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from nsmc_gen.data import load_nsmc
 from nsmc_gen.formatting import ReviewCollator, tokenize_reviews
-from nsmc_gen.modeling import EMBEDDED_BASE, embedded_config, load_embedded_tokenizer
+from nsmc_gen.modeling import EMBEDDED_BASE, embedded_config, load_embedded_tokenizer, with_causal_lm_loss
 
 
 @dataclass
@@ -112,6 +112,7 @@ def main() -> None:
         model = GPT2LMHeadModel.from_pretrained(script_args.init_from, dtype=torch.float32, **dropouts)
     else:
         model = GPT2LMHeadModel(embedded_config(tokenizer, **dropouts))
+    with_causal_lm_loss(model)  # else the Trainer's eval_loss reads ~0.8 nats low (first labels counted)
 
     nsmc = load_nsmc(data_dir=script_args.nsmc_dir, seed=training_args.seed)
     columns = nsmc["train"].column_names

@@ -67,6 +67,17 @@ def train_nsmc_tokenizer(texts: Iterable[str], vocab_size: int = 6000) -> PreTra
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, **SPECIAL_TOKENS)
 
 
+def with_causal_lm_loss(model: PreTrainedModel) -> PreTrainedModel:
+    """Make the model's loss the shifted causal-LM loss, whatever its class is called.
+
+    GPT2LMHeadModel's name does not end in "ForCausalLM", so transformers leaves ``loss_type``
+    unset and the Trainer then counts each row's first label as a target: losses read low by
+    about 1/length (the embedded base's first card said 5.308 where the per-token NLL is 6.065).
+    """
+    model.loss_type = "ForCausalLM"
+    return model
+
+
 def load_embedded_tokenizer() -> PreTrainedTokenizerFast:
     """The shipped Korean tokenizer (trained on NSMC train reviews)."""
     return PreTrainedTokenizerFast(tokenizer_file=str(EMBEDDED_TOKENIZER), **SPECIAL_TOKENS)
@@ -94,9 +105,9 @@ def load_embedded_default(from_scratch: bool = False) -> tuple[GPT2LMHeadModel, 
     if from_scratch or not (EMBEDDED_BASE / "model.safetensors").exists():
         if not from_scratch:
             logger.warning("no pretrained embedded base in %s: starting from random weights", EMBEDDED_BASE)
-        return GPT2LMHeadModel(embedded_config(tokenizer)), tokenizer
+        return with_causal_lm_loss(GPT2LMHeadModel(embedded_config(tokenizer))), tokenizer
     model = GPT2LMHeadModel.from_pretrained(EMBEDDED_BASE, dtype=torch.float32)
-    return model, tokenizer
+    return with_causal_lm_loss(model), tokenizer
 
 
 def load_model_and_tokenizer(
@@ -125,4 +136,4 @@ def load_model_and_tokenizer(
         model = AutoModelForCausalLM.from_config(config, **model_kwargs)
     else:
         model = AutoModelForCausalLM.from_pretrained(model_name_or_path, **model_kwargs)
-    return model, tokenizer
+    return with_causal_lm_loss(model), tokenizer

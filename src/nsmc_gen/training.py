@@ -335,9 +335,6 @@ def load_model(model_args: ModelArguments, data_args: DataArguments | None = Non
         model, tokenizer = load_model_and_tokenizer(
             model_args.model_name_or_path, from_scratch=model_args.from_scratch, dtype=dtype
         )
-    # GPT2LMHeadModel's name does not match "ForCausalLM", so transformers leaves loss_type unset and
-    # the Trainer then counts each row's first label as a target: losses read ~1/length too low.
-    model.loss_type = "ForCausalLM"
     if model.config._attn_implementation != model_args.attn_implementation:
         model.set_attn_implementation(model_args.attn_implementation)
     if data_args is not None:
