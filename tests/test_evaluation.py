@@ -324,7 +324,6 @@ def sample_judge(sample_rows):
 
 @pytest.mark.slow
 def test_study_end_to_end_on_the_tiny_model(tmp_path, tokenizer, sample_judge, sample_rows):
-    pytest.importorskip("nsmc_gen.generation")
     from conftest import build_tiny_model
 
     from nsmc_gen.evaluation.report import write_report
