@@ -93,7 +93,7 @@ fine-tunes on the sentiment format.
 - data: NSMC-rebuild train minus the seeded 5,000-review validation carve
   ({trainer.train_dataset.num_rows:,} reviews)
 - steps: {trainer.state.global_step:,}
-  (batch {args.per_device_train_batch_size}, {args.num_train_epochs} epochs),
+  (batch {args.per_device_train_batch_size}, {trainer.state.epoch:.2f} epochs),
   tokens seen: {tokens}
 - validation loss: {eval_loss:.3f} nats/token (perplexity {math.exp(eval_loss):.1f})
 - command: `{command}`
