@@ -29,6 +29,7 @@ from nsmc_gen.training import (
     parse_args,
     prepare_datasets,
     save_finished_model,
+    set_cpu_threads,
     take_push_request,
 )
 
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> Path:
     transformers.utils.logging.set_verbosity(log_level)
     logger.info("%s\n%s", model_args, data_args)
     set_seed(training_args.seed)
+    logger.info("torch threads: %d", set_cpu_threads(script_args.cpu_threads, training_args))
 
     # ---- model and tokenizer (LoRA targets checked against the model) ----
     model, tokenizer = load_model(model_args, data_args)

@@ -85,7 +85,7 @@ def test_json_records_and_seeds(capsys, tiny_model_dir):
         "temperature": 1.0,
         "repetition_penalty": 1.3,
         "no_repeat_ngram_size": 0,
-        "min_new_tokens": 0,
+        "min_new_tokens": 6,  # the default minimum (8) yields to the shorter maximum
         "max_new_tokens": 6,
         "guidance_scale": DEFAULT_GUIDANCE_SCALE,
     }

@@ -9,6 +9,7 @@ import datasets
 import pytest
 import torch
 
+from nsmc_gen.decoding import DECODING_DEFAULTS
 from nsmc_gen.evaluation import (
     METRIC_NAMES,
     BayesJudge,
@@ -314,7 +315,8 @@ def test_study_rows_cover_the_lesson():
 
 # --- the decoding study, end to end on the tiny model ---------------------------------------------
 
-STUDY_SUBSET = ["greedy", "beam-2", "top-p-0.92", "penalty-1.0", "guidance-2"]
+DEFAULT_TOP_P_ROW = f"top-p-{DECODING_DEFAULTS['top_p']}"  # penalty-1.0 decodes exactly like it
+STUDY_SUBSET = ["greedy", "beam-2", DEFAULT_TOP_P_ROW, "penalty-1.0", "guidance-2"]
 
 
 @pytest.fixture(scope="module")
@@ -356,7 +358,7 @@ def test_study_end_to_end_on_the_tiny_model(tmp_path, tokenizer, sample_judge, s
     assert len(by_name["greedy"]["examples"]["positive"]) == 1
     # the same decoding is generated once and measured alike
     same = ("control", "distinct_2", "self_bleu", "mean_length")
-    assert [by_name["penalty-1.0"][k] for k in same] == [by_name["top-p-0.92"][k] for k in same]
+    assert [by_name["penalty-1.0"][k] for k in same] == [by_name[DEFAULT_TOP_P_ROW][k] for k in same]
     assert report["perplexity"]["test_reviews"] == 20 and report["perplexity"]["perplexity"] > 100
     assert 0 <= report["judges"]["bayes"]["accuracy"] <= 1
     assert report["reference"]["name"] == "NSMC test"

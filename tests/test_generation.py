@@ -23,7 +23,7 @@ from transformers import (
 
 from nsmc_gen.custom_generate import generate as custom_generate
 from nsmc_gen.custom_generate.generate import GuidanceLogitsProcessor, opposite_sentiment_prompts
-from nsmc_gen.decoding import DEFAULT_GUIDANCE_SCALE, recommended_generation_config
+from nsmc_gen.decoding import DECODING_DEFAULTS, DEFAULT_GUIDANCE_SCALE, recommended_generation_config
 from nsmc_gen.formatting import ReviewFormat
 from nsmc_gen.generation import (
     build_generate_kwargs,
@@ -88,11 +88,11 @@ def test_defaults_come_from_decoding(tiny_model, tokenizer):
     settings = decoding_settings(sentiment="positive")
     assert settings == {
         "strategy": "top-p",
-        "top_p": 0.92,
+        "top_p": 0.8,
         "temperature": 1.0,
         "repetition_penalty": 1.2,
         "no_repeat_ngram_size": 0,
-        "min_new_tokens": 0,
+        "min_new_tokens": 8,
         "max_new_tokens": 64,
         "guidance_scale": DEFAULT_GUIDANCE_SCALE,
     }
@@ -143,6 +143,7 @@ def test_generate_applies_each_processor_exactly_once(tiny_model, tokenizer, str
         "이 영화",
         strategy=strategy,
         guidance_scale=1,
+        min_new_tokens=0,  # the default floor masks EOS: the references apply only the processors
         max_new_tokens=4,
         **knobs,
     )
@@ -336,7 +337,10 @@ def test_guided_sampling_equals_a_two_branch_reference(tiny_model, tokenizer):
     negative = ids(tokenizer, "negative", "이 영화").repeat(rows, 1)
     pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
     then = LogitsProcessorList(
-        [RepetitionPenaltyLogitsProcessor(1.2, pad_token_id=pad), NucleusLogitsProcessor(0.92)]
+        [
+            RepetitionPenaltyLogitsProcessor(DECODING_DEFAULTS["repetition_penalty"], pad_token_id=pad),
+            NucleusLogitsProcessor(DECODING_DEFAULTS["top_p"]),
+        ]
     )
     set_seed(3)
     expected = reference_guidance(tiny_model, positive, negative, 2.0, 10, then, True, eos, pad)
@@ -348,6 +352,7 @@ def test_guided_sampling_equals_a_two_branch_reference(tiny_model, tokenizer):
         "이 영화",
         num_return_sequences=rows,
         guidance_scale=2.0,
+        min_new_tokens=0,  # the reference loop has no length floor
         max_new_tokens=10,
     )
     assert sequences.tolist() == expected.tolist()
@@ -359,6 +364,7 @@ def test_guided_sampling_equals_a_two_branch_reference(tiny_model, tokenizer):
         "이 영화",
         num_return_sequences=rows,
         guidance_scale=1,
+        min_new_tokens=0,
         max_new_tokens=10,
     )
     assert unguided.tolist() != expected.tolist()  # guidance changed what was sampled
@@ -373,6 +379,7 @@ def test_guidance_comes_before_the_repetition_penalty(tiny_model, tokenizer):
         strategy="greedy",
         guidance_scale=3.0,
         repetition_penalty=1.5,
+        min_new_tokens=0,
         max_new_tokens=3,
     )
     assert [type(p).__name__ for p in kwargs["logits_processor"]] == [

@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
-from transformers import AutoModelForCausalLM, GenerationConfig, TrainerCallback
+from transformers import AutoModelForCausalLM, GenerationConfig, TrainerCallback, TrainingArguments
 
 import nsmc_gen
 from nsmc_gen.card import RUN_FACTS
@@ -35,6 +35,7 @@ from nsmc_gen.training import (
     perplexity_metrics,
     prepare_datasets,
     review_token_nll,
+    set_cpu_threads,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,6 +83,7 @@ def tiny_args(model_dir: Path, data_dir: Path, output_dir: Path, *extra: str) ->
         *("--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8"),
         *("--learning_rate", "3e-3", "--warmup_steps", "0", "--logging_steps", "1"),
         *("--sample_reviews", "0", "--dataloader_num_workers", "0"),
+        *("--cpu_threads", "1"),  # the embedded recipe's 0 would give the rest of the suite every core
         *extra,
     ]
 
@@ -482,3 +484,19 @@ def test_push_to_hub_publishes_the_finished_folder_in_one_commit(tiny_model_dir,
         assert "pushed:" in result.stdout
     finally:
         server.stop()
+
+
+def test_cpu_threads_0_shares_this_process_cores_among_local_processes(monkeypatch, tmp_path):
+    training_args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True)
+    before = torch.get_num_threads()
+    try:
+        assert set_cpu_threads(None, training_args) == before  # unset: OMP_NUM_THREADS stands
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", str(10 * os.cpu_count()))
+        assert set_cpu_threads(0, training_args) == 1  # more processes than cores: one each
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+        assert set_cpu_threads(0, training_args) == len(os.sched_getaffinity(0))
+        assert set_cpu_threads(3, training_args) == 3
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="cpu_threads must be >= 0"):
+        parse_args(["--cpu_threads", "-1", "--output_dir", str(tmp_path)])

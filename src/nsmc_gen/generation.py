@@ -79,7 +79,7 @@ STRATEGIES: dict[str, Strategy] = {
 COMMON_KNOBS: dict[str, Any] = {
     "repetition_penalty": DECODING_DEFAULTS["repetition_penalty"],
     "no_repeat_ngram_size": 0,
-    "min_new_tokens": 0,
+    "min_new_tokens": DECODING_DEFAULTS["min_new_tokens"],
     "max_new_tokens": DECODING_DEFAULTS["max_new_tokens"],
 }
 
@@ -137,13 +137,15 @@ def decoding_settings(
     Example:
         >>> decoding_settings("top-k", top_k=20, max_new_tokens=16)
         {'strategy': 'top-k', 'top_k': 20, 'temperature': 1.0, 'repetition_penalty': 1.2, \
-'no_repeat_ngram_size': 0, 'min_new_tokens': 0, 'max_new_tokens': 16, 'guidance_scale': 1.0}
+'no_repeat_ngram_size': 0, 'min_new_tokens': 8, 'max_new_tokens': 16, 'guidance_scale': 1.0}
     """
     knobs = strategy_knobs(strategy)
     unknown = sorted(set(decoding) - set(knobs))
     if unknown:
         raise ValueError(f"strategy {strategy!r} takes {', '.join(knobs)}; got {', '.join(unknown)}")
     settings = {"strategy": strategy, **knobs, **decoding}
+    if "min_new_tokens" not in decoding:  # the default minimum yields to a shorter maximum
+        settings["min_new_tokens"] = min(settings["min_new_tokens"], settings["max_new_tokens"])
     scale = guidance_scale
     if scale is None:
         scale = DEFAULT_GUIDANCE_SCALE if sentiment is not None else 1.0

@@ -24,6 +24,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from nsmc_gen.decoding import DECODING_DEFAULTS
 from nsmc_gen.evaluation import load_metric
 from nsmc_gen.evaluation.judges import BayesJudge, Judge, control_report, load_judge, log_likelihoods
 from nsmc_gen.evaluation.scoring import mean_token_loss
@@ -31,15 +32,19 @@ from nsmc_gen.formatting import SENTIMENTS
 
 # Every row names all the knobs it touches; the others stay neutral (no penalty, no guidance), so
 # each row isolates one idea. The penalty and guidance rows vary the project's default decoding
-# (top-p 0.92 sampling); "default" is whatever generate_reviews does when asked nothing.
+# (top-p sampling at DECODING_DEFAULTS' top_p); "default" is whatever generate_reviews does when
+# asked nothing. Every row keeps the default min_new_tokens (a floor on length, not a strategy).
 _NEUTRAL = {"repetition_penalty": 1.0, "guidance_scale": 1.0}
-_TOP_P = {"strategy": "top-p", "top_p": 0.92}
+_TOP_P = {"strategy": "top-p", "top_p": DECODING_DEFAULTS["top_p"]}
 STUDY_ROWS: dict[str, dict[str, Any]] = {
     "greedy": {"strategy": "greedy", **_NEUTRAL},
     **{f"beam-{b}": {"strategy": "beam", "num_beams": b, **_NEUTRAL} for b in (2, 3, 5)},
     **{f"temperature-{t}": {"strategy": "sampling", "temperature": t, **_NEUTRAL} for t in (0.5, 1.0, 1.5)},
     **{f"top-k-{k}": {"strategy": "top-k", "top_k": k, **_NEUTRAL} for k in (5, 50)},
-    **{f"top-p-{p}": {"strategy": "top-p", "top_p": p, **_NEUTRAL} for p in (0.5, 0.92)},
+    **{
+        f"top-p-{p}": {"strategy": "top-p", "top_p": p, **_NEUTRAL}
+        for p in sorted({0.5, 0.92, DECODING_DEFAULTS["top_p"]})
+    },
     **{f"penalty-{r}": {**_TOP_P, **_NEUTRAL, "repetition_penalty": r} for r in (1.0, 1.2, 1.5)},
     "penalty-strict": {**_TOP_P, **_NEUTRAL, "repetition_penalty": math.inf},
     "no-repeat-3": {**_TOP_P, **_NEUTRAL, "no_repeat_ngram_size": 3},
@@ -252,7 +257,7 @@ def run_study(
     perplexity, judges = test_header(model, tokenizer, test_texts, test_labels, judge, bayes)
     judges["independent"].update(name=INDEPENDENT_JUDGE, train_reviews=nsmc["train"].num_rows)
     bar.update()
-    generated: dict[str, tuple] = {}  # rows with the same decoding (penalty-1.0 = top-p-0.92) share it
+    generated: dict[str, tuple] = {}  # rows with the same decoding (penalty-1.0 = top-p-0.8) share it
     report_rows = []
     for name in names:
         bar.set_postfix_str(name)
