@@ -386,6 +386,23 @@ def test_cli_evaluate_runs_the_study(tmp_path, tiny_model_dir, monkeypatch, caps
     assert "| greedy |" in capsys.readouterr().out
 
 
+def test_cli_evaluate_puts_the_study_into_a_trained_folders_card(tiny_model_dir, monkeypatch, capsys):
+    from nsmc_gen import cli
+    from nsmc_gen.card import RUN_FACTS
+    from nsmc_gen.evaluation import study
+
+    monkeypatch.setattr(study, "run_study", lambda model, tokenizer, **kwargs: fake_report())
+    (tiny_model_dir / RUN_FACTS).write_text(
+        json.dumps({"base_model": "embedded", "seed": 7}), encoding="utf-8"
+    )
+    assert cli.main(["evaluate", str(tiny_model_dir), "--no-progress"]) == 0
+    run = json.loads((tiny_model_dir / RUN_FACTS).read_text(encoding="utf-8"))
+    assert run["seed"] == 7 and run["test_perplexity"] == round(fake_report()["perplexity"]["perplexity"], 2)
+    card = (tiny_model_dir / "README.md").read_text(encoding="utf-8")
+    assert "### Decoding study" in card and "| guidance-2 |" in card
+    assert (tiny_model_dir / "decoding-study" / "decoding_study.md").is_file()
+
+
 def test_cli_evaluate_rejects_unknown_rows(tiny_model_dir, capsys):
     from nsmc_gen import cli
 

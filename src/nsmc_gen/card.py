@@ -379,3 +379,17 @@ def save_model_card(
     """
     card = render_model_card(model_dir, repo_id=repo_id, template=template)
     return write_atomic(Path(model_dir) / CARD_FILE, str(card))
+
+
+def record_evaluation(model_dir: str | Path, **facts: Any) -> Path:
+    """Merge evaluation figures (e.g. ``test_perplexity``, ``decoding_study``) into the folder's
+    ``nsmc_gen_run.json`` and re-render its card, both atomically.
+
+    Example:
+        >>> record_evaluation("out/kogpt2-nsmc", test_perplexity=212.6)  # doctest: +SKIP
+        PosixPath('out/kogpt2-nsmc/README.md')
+    """
+    model_dir = Path(model_dir)
+    run = read_json(model_dir / RUN_FACTS) or {}
+    write_atomic(model_dir / RUN_FACTS, json.dumps({**run, **facts}, ensure_ascii=False, indent=2) + "\n")
+    return save_model_card(model_dir)

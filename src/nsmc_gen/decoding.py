@@ -34,8 +34,9 @@ DECODING_DEFAULTS: dict[str, Any] = {
     "temperature": 1.0,
     "repetition_penalty": 1.2,
     # No end of review before this many tokens (~15 characters): the embedded default otherwise
-    # ends 10-14% of its reviews within 5 characters ("웃김", "쓰레기."), three times NSMC's own
-    # share, and guidance makes it worse (see the decoding study).
+    # ends 10-14% of its reviews within 5 characters ("웃김", "쓰레기."; NSMC itself: 3-5%), and
+    # guidance makes it worse. The price: a review that wanted to stop is continued, sometimes
+    # with filler; pass min_new_tokens=0 for NSMC's own length distribution.
     "min_new_tokens": 8,
     "max_new_tokens": 64,
 }
@@ -44,10 +45,10 @@ DECODING_DEFAULTS: dict[str, Any] = {
 DEFAULT_STRATEGY = "top-p"
 
 # Classifier-free guidance against the opposite sentiment's prompt, used whenever a sentiment is
-# given; 1.0 switches guidance off. 2.0 is the smallest scale measured to reach control >= 0.95 on
-# the embedded default fine-tuned 3 epochs at lr 1e-3 (100 + 100 top-p reviews, TF-IDF judge
-# trained on NSMC-rebuild: scale 1.0 -> 0.815, 1.5 -> 0.910, 2.0 -> 0.965, 3.0 -> 1.000; larger
-# scales drift to stock keywords). To be re-checked with `nsmc-gen evaluate` (guidance rows).
+# given; 1.0 switches guidance off. 2.0 is the smallest scale reaching control >= 0.95 in the
+# decoding study of the no-argument run's model (`nsmc-gen evaluate runs/embedded --nsmc-dir
+# ../shared/nsmc-rebuild`, 100 + 100 reviews, TF-IDF judge): scale 1 / 1.5 / 2 / 3 -> control
+# 0.83 / 0.91 / 0.98 / 1.00, self-BLEU 0.15 / 0.19 / 0.21 / 0.27 (3 repeats stock phrases more).
 DEFAULT_GUIDANCE_SCALE = 2.0
 
 

@@ -57,6 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from nsmc_gen.card import RUN_FACTS, record_evaluation
     from nsmc_gen.evaluation.report import write_report
     from nsmc_gen.evaluation.study import run_study
     from nsmc_gen.modeling import load_model_and_tokenizer
@@ -86,4 +87,23 @@ def run(args: argparse.Namespace) -> int:
     print((paths["markdown"]).read_text(encoding="utf-8"))
     for kind, path in paths.items():
         print(f"{kind}: {path}")
+    if (Path(args.model) / RUN_FACTS).is_file():  # a folder nsmc-gen trained: its card shows the study
+        print(f"card: {record_evaluation(args.model, **card_facts(report))}")
     return 0
+
+
+def card_facts(report: dict) -> dict:
+    """What the model card takes from a study: test perplexity, the default's control, the table."""
+    from nsmc_gen.evaluation.report import render_table
+
+    facts = {
+        "test_perplexity": round(report["perplexity"]["perplexity"], 2),
+        "decoding_study": f"{report['num_reviews']} reviews per sentiment and strategy, seed "
+        f"{report['seed']}; control by an independent TF-IDF judge (accuracy "
+        f"{report['judges']['independent']['accuracy']:.3f} on NSMC test) and by this model as a Bayes "
+        f"classifier ({report['judges']['bayes']['accuracy']:.3f}).\n\n{render_table(report)}",
+    }
+    default = [row for row in report["rows"] if row["name"] == "default"]
+    if default:
+        facts["sentiment_control"] = round(default[0]["control"], 3)
+    return facts

@@ -67,6 +67,22 @@ def _decoding_cell(decoding: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in shown.items()) or "generate_reviews defaults"
 
 
+def render_table(report: dict[str, Any]) -> str:
+    """The strategy table alone (what a model card shows)."""
+    lines = [
+        "| strategy | decoding | " + " | ".join(header for _, header, _ in COLUMNS) + " |",
+        "|---|---|" + "---:|" * len(COLUMNS),
+    ]
+    for row in report["rows"]:
+        decoding = _decoding_cell(row["decoding"])
+        cells = [_cell(row.get(key), fmt) for key, _, fmt in COLUMNS]
+        lines.append(f"| {row['name']} | {decoding} | " + " | ".join(cells) + " |")
+    if reference := report.get("reference"):
+        cells = [_cell(reference.get(key), fmt) for key, _, fmt in COLUMNS]
+        lines.append(f"| *{reference['name']}* | human reviews | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown: the header facts, then one table row per strategy."""
     judges, ppl = report["judges"], report["perplexity"]
@@ -85,16 +101,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "whitespace-separated; 'known words': share of generated words found in NSMC train reviews. "
         "Repetition penalty 1.0 and guidance scale 1.0 (both off) unless a row says otherwise.",
         "",
-        "| strategy | decoding | " + " | ".join(header for _, header, _ in COLUMNS) + " |",
-        "|---|---|" + "---:|" * len(COLUMNS),
+        render_table(report),
     ]
-    for row in report["rows"]:
-        decoding = _decoding_cell(row["decoding"])
-        cells = [_cell(row.get(key), fmt) for key, _, fmt in COLUMNS]
-        lines.append(f"| {row['name']} | {decoding} | " + " | ".join(cells) + " |")
-    if reference := report.get("reference"):
-        cells = [_cell(reference.get(key), fmt) for key, _, fmt in COLUMNS]
-        lines.append(f"| *{reference['name']}* | human reviews | " + " | ".join(cells) + " |")
     if any(row.get("deterministic") for row in report["rows"]):
         lines += [
             "",
