@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from huggingface_hub import ModelCard
@@ -193,3 +194,13 @@ def test_unknown_base_licence_is_not_guessed(model_folder):
     card = render_model_card(model_folder)
     assert card.data.base_model == "someorg/other-gpt"
     assert card.data.license is None and "see the base model's card" in card.text
+
+
+def test_the_wheel_carries_the_top_level_card_template():
+    """assets/model_card.md (package data, so a wheel has it) is the top-level model_card.md itself."""
+    from importlib import resources
+
+    packaged = Path(str(resources.files("nsmc_gen") / "assets" / "model_card.md"))
+    top_level = Path(__file__).resolve().parents[1] / "model_card.md"
+    assert packaged.read_bytes() == top_level.read_bytes()
+    assert packaged.resolve() == top_level.resolve()  # a link, not a copy that could drift
