@@ -58,14 +58,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from nsmc_gen.files import write_text_atomic
 
 RUN_FACTS = "nsmc_gen_run.json"  # the training recipe writes it (schema in the docstring)
 CARD_FILE = "README.md"
@@ -355,17 +355,10 @@ def render_model_card(
     return parsed
 
 
-def write_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder (no half-written file)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+def write_run_facts(model_dir: str | Path, facts: dict[str, Any]) -> Path:
+    """Write ``facts`` as the folder's :data:`RUN_FACTS` file (JSON, atomically)."""
+    text = json.dumps(facts, ensure_ascii=False, indent=2) + "\n"
+    return write_text_atomic(Path(model_dir) / RUN_FACTS, text)
 
 
 def save_model_card(
@@ -378,7 +371,7 @@ def save_model_card(
         PosixPath('out/kogpt2-nsmc/README.md')
     """
     card = render_model_card(model_dir, repo_id=repo_id, template=template)
-    return write_atomic(Path(model_dir) / CARD_FILE, str(card))
+    return write_text_atomic(Path(model_dir) / CARD_FILE, str(card))
 
 
 def record_evaluation(model_dir: str | Path, **facts: Any) -> Path:
@@ -391,5 +384,5 @@ def record_evaluation(model_dir: str | Path, **facts: Any) -> Path:
     """
     model_dir = Path(model_dir)
     run = read_json(model_dir / RUN_FACTS) or {}
-    write_atomic(model_dir / RUN_FACTS, json.dumps({**run, **facts}, ensure_ascii=False, indent=2) + "\n")
+    write_run_facts(model_dir, {**run, **facts})
     return save_model_card(model_dir)

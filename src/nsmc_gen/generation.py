@@ -26,11 +26,11 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ from nsmc_gen.decoding import (
     recommended_generation_config,
     sentiment_guidance,
 )
+from nsmc_gen.files import atomic_write, write_text_atomic
 from nsmc_gen.formatting import SENTIMENTS, ReviewFormat, Sentiment, normalize_sentiment
 
 
@@ -399,7 +400,7 @@ def install_custom_generate(model_dir: str | os.PathLike, review_format: ReviewF
     target = model_dir / "custom_generate"
     target.mkdir(exist_ok=True)
     for source in (Path(_custom_generate.__file__), Path(_processors.__file__)):
-        _atomic_write(target / source.name, source.read_bytes())
+        atomic_write(target / source.name, partial(shutil.copyfile, source))
     if (model_dir / "generation_config.json").is_file():
         config = GenerationConfig.from_pretrained(model_dir)
         if getattr(config, _custom_generate.GUIDANCE_FIELD, None):
@@ -410,7 +411,7 @@ def install_custom_generate(model_dir: str | os.PathLike, review_format: ReviewF
         config._from_model_config = False  # else transformers drops every extra field on loading
     else:
         config = recommended_generation_config(_tokenizer(model_dir), review_format)
-    _atomic_write(model_dir / "generation_config.json", config.to_json_string(use_diff=True).encode())
+    write_text_atomic(model_dir / "generation_config.json", config.to_json_string(use_diff=True))
     return target
 
 
@@ -469,16 +470,6 @@ def _seed(seed: int | None) -> None:
 
 def _tokenizer(model_dir: Path) -> Any:
     return AutoTokenizer.from_pretrained(model_dir)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        tmp.write(data)
-    if path.exists():
-        shutil.copymode(path, tmp.name)
-    else:
-        os.chmod(tmp.name, 0o644)
-    os.replace(tmp.name, path)
 
 
 def _number(value: Any) -> bool:

@@ -44,7 +44,7 @@ from huggingface_hub import (
 )
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
-from nsmc_gen.card import CARD_FILE, RUN_FACTS, read_json, redact_tokens, save_model_card, write_atomic
+from nsmc_gen.card import CARD_FILE, RUN_FACTS, read_json, redact_tokens, save_model_card, write_run_facts
 
 logger = logging.getLogger(__name__)
 
@@ -246,7 +246,7 @@ def merge_adapter(adapter_dir: str | Path, output_dir: str | Path) -> Path:
     peft["target_modules"] = adapter.get("target_modules")
     facts = read_json(adapter_dir / RUN_FACTS) or {}
     facts = {"base_model": adapter.get("base_model_name_or_path"), "peft": peft, **facts, "merged": True}
-    write_atomic(output_dir / RUN_FACTS, json.dumps(facts, indent=2, ensure_ascii=False))
+    write_run_facts(output_dir, facts)
     save_model_card(output_dir)
     return output_dir
 

@@ -19,13 +19,11 @@ Example:
 from __future__ import annotations
 
 import difflib
-import json
 import logging
 import math
 import os
 import shlex
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +47,7 @@ from transformers.pytorch_utils import Conv1D
 from transformers.trainer_utils import get_last_checkpoint
 
 from nsmc_gen import __version__
-from nsmc_gen.card import DEFAULT_DATASET, RUN_FACTS, save_model_card
+from nsmc_gen.card import DEFAULT_DATASET, save_model_card, write_run_facts
 from nsmc_gen.data import NSMC_URL, load_nsmc
 from nsmc_gen.decoding import recommended_generation_config
 from nsmc_gen.formatting import (
@@ -629,22 +627,13 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, ensure_ascii=False, indent=2)
-        f.write("\n")
-    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from other users of a shared folder
-    os.replace(tmp, path)
-
-
 def _finish_folder(folder: Path, tokenizer: PreTrainedTokenizerBase, facts: dict[str, Any]) -> None:
     """generation_config.json, the run facts, then the card rendered from the folder."""
     # Written explicitly for adapters too: pipeline()/generate() defaults differ from ours (FIELD-NOTES).
     recommended_generation_config(tokenizer).save_pretrained(folder)
     if (folder / "config.json").is_file():  # a full model (an adapter cannot carry remote code alone)
         install_custom_generate(folder)  # our processors and sentiment guidance under trust_remote_code
-    _write_json_atomic(folder / RUN_FACTS, facts)
+    write_run_facts(folder, facts)
     save_model_card(folder)  # README.md (replaces the generic one peft writes beside an adapter)
 
 

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +32,7 @@ from typing import Any, Protocol
 import torch
 
 from nsmc_gen.evaluation.scoring import review_log_probs
+from nsmc_gen.files import atomic_write
 from nsmc_gen.formatting import SENTIMENTS, ReviewFormat, Sentiment, normalize_sentiment
 
 logger = logging.getLogger(__name__)
@@ -115,11 +114,7 @@ class TfidfJudge:
         """Write the fitted pipeline with joblib (scikit-learn's format), atomically."""
         import joblib
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
-            joblib.dump(self.pipeline, f)
-        os.replace(f.name, path)
+        atomic_write(path, lambda temporary: joblib.dump(self.pipeline, temporary))
 
     @classmethod
     def load(cls, path: str | Path) -> TfidfJudge:

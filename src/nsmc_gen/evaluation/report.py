@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from nsmc_gen.files import atomic_write, write_text_atomic
 
 STEM = "decoding_study"
 
@@ -35,22 +34,6 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("known_words", "known words", "{:.2f}"),
     ("tokens_per_s", "tokens/s", "{:.0f}"),
 ]
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(temporary_path)`` beside ``path``, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(Path(temporary))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would hide the report from other users
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _cell(value: Any, fmt: str) -> str:
@@ -171,8 +154,7 @@ def write_report(report: dict[str, Any], output_dir: str | Path) -> dict[str, Pa
         kind: output_dir / f"{STEM}.{ext}"
         for kind, ext in (("markdown", "md"), ("json", "json"), ("plot", "png"))
     }
-    atomic_write(paths["markdown"], lambda p: p.write_text(render_markdown(report), encoding="utf-8"))
-    text = json.dumps(report, ensure_ascii=False, indent=2)
-    atomic_write(paths["json"], lambda p: p.write_text(text + "\n", encoding="utf-8"))
+    write_text_atomic(paths["markdown"], render_markdown(report))
+    write_text_atomic(paths["json"], json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     atomic_write(paths["plot"], lambda p: plot_report(report, p))
     return paths
