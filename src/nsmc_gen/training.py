@@ -58,6 +58,7 @@ from nsmc_gen.formatting import (
     tokenize_reviews,
 )
 from nsmc_gen.generation import install_custom_generate
+from nsmc_gen.hub import merge_adapter
 from nsmc_gen.modeling import EMBEDDED, NSMC_SAMPLE, load_model_and_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -664,9 +665,5 @@ def save_finished_model(
     _finish_folder(output_dir, tokenizer, facts)
     if not model_args.merge_lora:
         return output_dir
-    merged_dir = output_dir / MERGED_DIR
-    merged = trainer.model.merge_and_unload()
-    merged.save_pretrained(merged_dir)
-    tokenizer.save_pretrained(merged_dir)
-    _finish_folder(merged_dir, tokenizer, {**facts, "merged": True})
-    return merged_dir
+    # From the saved adapter, not trainer.model: under ZeRO-3 the weights in memory are partitioned.
+    return merge_adapter(output_dir, output_dir / MERGED_DIR)
