@@ -229,10 +229,8 @@ def merge_adapter(adapter_dir: str | Path, output_dir: str | Path) -> Path:
     Example:
         >>> merge_adapter("out/kogpt2-nsmc-lora", "out/kogpt2-nsmc-merged")  # doctest: +SKIP
     """
-    from peft import PeftModel
-
     from nsmc_gen.generation import install_custom_generate
-    from nsmc_gen.modeling import load_model_and_tokenizer
+    from nsmc_gen.modeling import load_finished_model
 
     adapter_dir, output_dir = Path(adapter_dir), Path(output_dir)
     validate_model_folder(adapter_dir, check_card=False)
@@ -241,8 +239,7 @@ def merge_adapter(adapter_dir: str | Path, output_dir: str | Path) -> Path:
             f"merge_adapter needs a LoRA adapter folder; {adapter_dir} has no adapter_config.json"
         )
     adapter = read_json(adapter_dir / "adapter_config.json") or {}
-    base, _ = load_model_and_tokenizer(adapter["base_model_name_or_path"])
-    model = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+    model = load_finished_model(adapter_dir).merge_and_unload()
     model.save_pretrained(output_dir)
     for name in (*TOKENIZER_FILES, "generation_config.json"):
         if (adapter_dir / name).is_file():
