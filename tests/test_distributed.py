@@ -8,6 +8,7 @@ default and a 120-review slice of the shipped sample.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -214,6 +215,17 @@ def assert_adapter_and_merge(out: Path) -> None:
     torch.testing.assert_close(merged_logits, adapter_logits, atol=1e-4, rtol=1e-4)
 
 
+def kill_tree(process: subprocess.Popen) -> None:
+    """SIGKILL the launcher and every process under it (torchrun's workers do not share its group)."""
+    import psutil
+
+    launcher = psutil.Process(process.pid)
+    for child in [*launcher.children(recursive=True), launcher]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.send_signal(signal.SIGKILL)
+    process.wait()
+
+
 @pytest.mark.slow
 @needs_deepspeed
 def test_killed_zero2_lora_run_resumes_where_it_stopped(slice_dir, tmp_path):
@@ -226,14 +238,13 @@ def test_killed_zero2_lora_run_resumes_where_it_stopped(slice_dir, tmp_path):
     )
     command = launch(ZERO3_CPU, argv, *ZERO2_OVERRIDES)
 
-    # Kill the whole process group once checkpoint-2 is on disk and step 3 has been logged.
+    # Kill every process of the run once checkpoint-2 is on disk and step 3 has been logged.
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env=run_env(),
-        start_new_session=True,
     )
     seen = ""
     deadline = time.monotonic() + 600
@@ -244,8 +255,7 @@ def test_killed_zero2_lora_run_resumes_where_it_stopped(slice_dir, tmp_path):
                 break
             assert time.monotonic() < deadline, seen[-3000:]
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        kill_tree(process)
     killed_losses = LOSS_LINE.findall(seen)
     assert len(killed_losses) >= 3, seen[-3000:]
     assert not (out / "adapter_model.safetensors").exists()  # it really died mid-run
