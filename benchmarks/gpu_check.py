@@ -1,6 +1,6 @@
 """The GPU check: what nsmc-gen does on one accelerator, measured in one run, one table printed.
 
-    python benchmarks/gpu_check.py                      # one GPU, about 8 minutes on an H200
+    python benchmarks/gpu_check.py                      # one GPU; sized for <= 8 minutes on an H200
     python benchmarks/gpu_check.py --device cpu --quick # a smoke run of the same code on a CPU
 
 Nothing is downloaded. Rows:
