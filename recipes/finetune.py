@@ -31,6 +31,7 @@ from nsmc_gen.training import (
     save_finished_model,
     set_cpu_threads,
     take_push_request,
+    whole_model,
 )
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "embedded" / "default.yaml"
@@ -71,16 +72,18 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> Path:
     folder = save_finished_model(trainer, model_args, data_args, eval_metrics)
     if trainer.is_world_process_zero():
         print(f"model folder: {folder}")
-        for sentiment in ("positive", "negative") if script_args.sample_reviews else ():
-            reviews = generate_reviews(
-                trainer.model,
-                tokenizer,
-                sentiment,
-                num_return_sequences=script_args.sample_reviews,
-                seed=training_args.seed,
-                review_format=data_args.review_format,
-            )  # the default decoding, as `nsmc-gen generate` applies it
-            print(f"\n{sentiment}:", *(f"  - {review}" for review in reviews), sep="\n")
+    if trainer.is_world_process_zero() and script_args.sample_reviews:
+        with whole_model(trainer, folder) as model:  # under ZeRO-3: the folder, loaded whole
+            for sentiment in ("positive", "negative"):
+                reviews = generate_reviews(
+                    model,
+                    tokenizer,
+                    sentiment,
+                    num_return_sequences=script_args.sample_reviews,
+                    seed=training_args.seed,
+                    review_format=data_args.review_format,
+                )  # the default decoding, as `nsmc-gen generate` applies it
+                print(f"\n{sentiment}:", *(f"  - {review}" for review in reviews), sep="\n")
 
     # ---- publish: the finished folder, one commit ----
     if repo_id and trainer.is_world_process_zero():

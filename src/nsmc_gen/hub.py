@@ -219,14 +219,18 @@ def validate_model_folder(path: str | Path, check_card: bool = True) -> ModelFol
 def merge_adapter(adapter_dir: str | Path, output_dir: str | Path) -> Path:
     """Merge a LoRA adapter folder into its base model and save a complete model folder.
 
-    The base model is loaded from the adapter's ``base_model_name_or_path`` (a Hub id or a
-    folder). Tokenizer files, ``generation_config.json``, ``custom_generate/`` and the run facts
-    (with ``merged: true``) are carried over; the card is rendered anew.
+    The base model is loaded from the adapter's ``base_model_name_or_path`` (a Hub id, a folder
+    or ``"embedded"``) the way nsmc-gen loads bases, and the adapter from the folder's saved
+    weights: so a run sharded with DeepSpeed ZeRO-3, whose in-memory weights are partitioned,
+    merges exactly what it saved. Tokenizer files, ``generation_config.json`` and the run facts
+    (with ``merged: true``) are carried over; the merged folder, a full model, gets
+    ``custom_generate/``; the card is rendered anew.
 
     Example:
         >>> merge_adapter("out/kogpt2-nsmc-lora", "out/kogpt2-nsmc-merged")  # doctest: +SKIP
     """
-    from peft import AutoPeftModelForCausalLM
+    from nsmc_gen.generation import install_custom_generate
+    from nsmc_gen.modeling import load_finished_model
 
     adapter_dir, output_dir = Path(adapter_dir), Path(output_dir)
     validate_model_folder(adapter_dir, check_card=False)
@@ -234,14 +238,13 @@ def merge_adapter(adapter_dir: str | Path, output_dir: str | Path) -> Path:
         raise ValueError(
             f"merge_adapter needs a LoRA adapter folder; {adapter_dir} has no adapter_config.json"
         )
-    model = AutoPeftModelForCausalLM.from_pretrained(adapter_dir).merge_and_unload()
+    adapter = read_json(adapter_dir / "adapter_config.json") or {}
+    model = load_finished_model(adapter_dir).merge_and_unload()
     model.save_pretrained(output_dir)
     for name in (*TOKENIZER_FILES, "generation_config.json"):
         if (adapter_dir / name).is_file():
             shutil.copy2(adapter_dir / name, output_dir / name)
-    if (adapter_dir / "custom_generate").is_dir():
-        shutil.copytree(adapter_dir / "custom_generate", output_dir / "custom_generate", dirs_exist_ok=True)
-    adapter = read_json(adapter_dir / "adapter_config.json") or {}
+    install_custom_generate(output_dir)
     peft = {"r": adapter.get("r"), "alpha": adapter.get("lora_alpha"), "dropout": adapter.get("lora_dropout")}
     peft["target_modules"] = adapter.get("target_modules")
     facts = read_json(adapter_dir / RUN_FACTS) or {}

@@ -13,8 +13,10 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -137,3 +139,40 @@ def load_model_and_tokenizer(
     else:
         model = AutoModelForCausalLM.from_pretrained(model_name_or_path, **model_kwargs)
     return with_causal_lm_loss(model), tokenizer
+
+
+@contextmanager
+def zero3_paused() -> Iterator[None]:
+    """Load a model whole on one process while a DeepSpeed ZeRO-3 run is live.
+
+    Under ZeRO-3 transformers builds every new model partitioned across the run's processes (a
+    collective), so a model that the main process alone loads, to merge an adapter or to print
+    samples, would wait for the other processes forever.
+    """
+    from transformers.integrations import deepspeed as hf_deepspeed
+
+    live = hf_deepspeed._hf_deepspeed_config_weak_ref  # private, but there is no public getter
+    hf_deepspeed.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        hf_deepspeed._hf_deepspeed_config_weak_ref = live
+
+
+def load_finished_model(folder: str | Path) -> PreTrainedModel:
+    """A saved folder loaded whole on this process: a full model, or a LoRA adapter over its base
+    (``base_model_name_or_path`` loaded as :func:`load_model_and_tokenizer` loads it).
+
+    Example:
+        >>> model = load_finished_model("runs/embedded")  # doctest: +SKIP
+    """
+    folder = Path(folder)
+    with zero3_paused():
+        adapter_config = folder / "adapter_config.json"
+        if not adapter_config.is_file():
+            return AutoModelForCausalLM.from_pretrained(folder)
+        from peft import PeftModel
+
+        base_name = json.loads(adapter_config.read_text(encoding="utf-8"))["base_model_name_or_path"]
+        base, _ = load_model_and_tokenizer(base_name)
+        return PeftModel.from_pretrained(base, folder)

@@ -24,6 +24,8 @@ import math
 import os
 import shlex
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ from transformers import (
     TrainerCallback,
     TrainingArguments,
 )
+from transformers.integrations import is_deepspeed_zero3_enabled
 from transformers.pytorch_utils import Conv1D
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -58,7 +61,14 @@ from nsmc_gen.formatting import (
     tokenize_reviews,
 )
 from nsmc_gen.generation import install_custom_generate
-from nsmc_gen.modeling import EMBEDDED, NSMC_SAMPLE, load_model_and_tokenizer
+from nsmc_gen.hub import merge_adapter
+from nsmc_gen.modeling import (
+    EMBEDDED,
+    NSMC_SAMPLE,
+    load_finished_model,
+    load_model_and_tokenizer,
+    zero3_paused,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -664,9 +674,20 @@ def save_finished_model(
     _finish_folder(output_dir, tokenizer, facts)
     if not model_args.merge_lora:
         return output_dir
-    merged_dir = output_dir / MERGED_DIR
-    merged = trainer.model.merge_and_unload()
-    merged.save_pretrained(merged_dir)
-    tokenizer.save_pretrained(merged_dir)
-    _finish_folder(merged_dir, tokenizer, {**facts, "merged": True})
-    return merged_dir
+    # From the saved adapter, not trainer.model: under ZeRO-3 the weights in memory are partitioned.
+    return merge_adapter(output_dir, output_dir / MERGED_DIR)
+
+
+@contextmanager
+def whole_model(trainer: Trainer, folder: Path) -> Iterator[PreTrainedModel]:
+    """The trained model, whole, for the main process alone to generate with.
+
+    Under DeepSpeed ZeRO-3 the weights in memory are partitioned across the processes and
+    ``generate`` would wait for the others at every step (``synced_gpus``): the finished folder is
+    loaded back instead, with ZeRO-3 paused. Elsewhere it is ``trainer.model`` itself.
+    """
+    if not (trainer.is_deepspeed_enabled and is_deepspeed_zero3_enabled()):
+        yield trainer.model
+        return
+    with zero3_paused():
+        yield load_finished_model(folder)
