@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 _HF_HOME = tempfile.mkdtemp(prefix="nsmc-gen-hf-home-")
 os.environ["HF_HOME"] = _HF_HOME
@@ -52,3 +53,20 @@ def tiny_model_dir(tmp_path, tiny_model, tokenizer):
     tiny_model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def kogpt2_repo(tmp_path_factory) -> str:
+    """``skt/kogpt2-base-v2`` as the Hub serves it (config.json, tokenizer.json, pytorch_model.bin
+    and nothing more; tiny weights), in this session's Hub cache: it loads by id offline.
+
+    Built once per session (~4 s: a BPE trained on the NSMC sample). See ``tests/replicas.py``.
+    """
+    from huggingface_hub import constants
+    from replicas import KOGPT2, kogpt2_tokenizer, nsmc_sample_reviews, put_in_hub_cache, write_kogpt2_repo
+
+    files = write_kogpt2_repo(
+        tmp_path_factory.mktemp("kogpt2-files"), kogpt2_tokenizer(nsmc_sample_reviews())
+    )
+    put_in_hub_cache(Path(constants.HF_HUB_CACHE), KOGPT2, files)
+    return KOGPT2
