@@ -122,8 +122,8 @@ def test_kogpt2_training_examples_end_with_its_eos_and_prompts_are_their_prefix(
     examples = prepare_datasets(data_args, tokenizer, training_args)["train"]["input_ids"]
     assert all(ids[-1] == 1 for ids in examples if len(ids) < data_args.max_length)  # "</s>"
     assert max(max(ids) for ids in examples) < KOGPT2_VOCAB
+    prompts = [ReviewFormat().prompt_ids(tokenizer, sentiment) for sentiment in ("positive", "negative")]
+    assert all(any(ids[: len(p)] == p for p in prompts) for ids in examples)
     first = examples[0]
-    review = read_nsmc_file(small_nsmc / "ratings_train.txt")
-    prompt = ReviewFormat().prompt_ids(tokenizer, next(iter(review))["label"])
-    assert first[: len(prompt)] == prompt
+    prompt = next(p for p in prompts if first[: len(p)] == p)
     print(f"\nKoGPT2 replica, first training example: {first}\n  its prompt: {prompt}")
