@@ -6,33 +6,24 @@ repo's files: config.json, tokenizer.json, pytorch_model.bin; no tokenizer_confi
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_finetune_recipe, recipe_args
+from peft import AutoPeftModelForCausalLM
 from replicas import KOGPT2_DOCUMENTED_TOKENS, KOGPT2_VOCAB, nsmc_sample_reviews
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
-from nsmc_gen.data import read_nsmc_file
+from nsmc_gen import cli
 from nsmc_gen.formatting import ReviewFormat
-from nsmc_gen.modeling import NSMC_SAMPLE, load_model_and_tokenizer
-from nsmc_gen.training import load_model, parse_args, prepare_datasets
-
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+from nsmc_gen.modeling import load_model_and_tokenizer
+from nsmc_gen.training import MERGED_DIR, load_model, parse_args, prepare_datasets
 
 REVIEWS = nsmc_sample_reviews("test")[:300]
-
-
-def _load_finetune():
-    spec = importlib.util.spec_from_file_location("finetune_recipe", RECIPES / "finetune.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-finetune = _load_finetune()
 
 
 @pytest.fixture(scope="module")
@@ -74,38 +65,6 @@ def test_autotokenizer_alone_fails_the_same_checks(kogpt2_repo, documented_token
 # ---------------------------------------------------------------- the course's recipe, by id
 
 
-@pytest.fixture(scope="module")
-def small_nsmc(tmp_path_factory) -> Path:
-    """An NSMC folder of 64 train / 8 test rows from the shipped sample."""
-    folder = tmp_path_factory.mktemp("small-nsmc")
-    for split, rows in (("train", 64), ("test", 8)):
-        source = read_nsmc_file(NSMC_SAMPLE / f"ratings_{split}.txt.gz")
-        lines = ["id\tdocument\tlabel"] + [
-            f"{r['id']}\t{r['document']}\t{r['label']}" for _, r in zip(range(rows), source, strict=False)
-        ]
-        (folder / f"ratings_{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return folder
-
-
-def recipe_args(recipe: str, data_dir: Path, output_dir: Path, *extra: str) -> list[str]:
-    """The course's recipe with small overrides only: data, size of the run, where it writes."""
-    return [
-        *("--config", str(RECIPES / "kogpt2" / recipe), "--data_dir", str(data_dir)),
-        *("--validation_size", "8", "--max_length", "32", "--output_dir", str(output_dir)),
-        *("--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4"),
-        *("--max_steps", "2", "--eval_strategy", "steps", "--eval_steps", "2"),
-        *("--save_strategy", "steps", "--save_steps", "2", "--logging_steps", "1"),
-        *("--sample_reviews", "1", "--dataloader_num_workers", "0", "--cpu_threads", "1"),
-        *extra,
-    ]
-
-
-@pytest.fixture(scope="module")
-def kogpt2_full_run(kogpt2_repo, small_nsmc, tmp_path_factory) -> Path:
-    """``accelerate launch recipes/finetune.py --config recipes/kogpt2/full.yaml``, in-process, 2 steps."""
-    return finetune.main(recipe_args("full.yaml", small_nsmc, tmp_path_factory.mktemp("kogpt2-full")))
-
-
 def test_the_kogpt2_recipe_trains_on_the_base_by_id(kogpt2_full_run, documented_tokenizer):
     folder = kogpt2_full_run
     model = AutoModelForCausalLM.from_pretrained(folder)
@@ -127,3 +86,84 @@ def test_kogpt2_training_examples_end_with_its_eos_and_prompts_are_their_prefix(
     first = examples[0]
     prompt = next(p for p in prompts if first[: len(p)] == p)
     print(f"\nKoGPT2 replica, first training example: {first}\n  its prompt: {prompt}")
+
+
+def test_the_kogpt2_lora_recipe_keeps_the_hub_id_as_the_adapters_base(kogpt2_lora_run, documented_tokenizer):
+    adapter = json.loads((kogpt2_lora_run / "adapter_config.json").read_text(encoding="utf-8"))
+    assert adapter["base_model_name_or_path"] == "skt/kogpt2-base-v2"
+    merged_dir = kogpt2_lora_run / MERGED_DIR
+    assert_faithful_kogpt2_tokenizer(AutoTokenizer.from_pretrained(merged_dir), documented_tokenizer)
+    ids = torch.tensor([documented_tokenizer("긍정 이 영화 정말")["input_ids"]])
+    with torch.no_grad():
+        adapted = AutoPeftModelForCausalLM.from_pretrained(kogpt2_lora_run).eval()(ids).logits
+        merged = AutoModelForCausalLM.from_pretrained(merged_dir).eval()
+        assert merged.get_input_embeddings().num_embeddings == KOGPT2_VOCAB
+        torch.testing.assert_close(merged(ids).logits, adapted, atol=1e-5, rtol=1e-4)
+
+
+def test_a_token_the_base_cannot_embed_stops_the_recipe_before_training(tmp_path, kogpt2_files, small_nsmc):
+    """A repo whose tokenizer_config.json names an EOS its tokenizer.json lacks: transformers adds it
+    at id 51,200; the recipe says so before any step (no checkpoint, no output folder)."""
+    base = tmp_path / "base"
+    shutil.copytree(kogpt2_files, base)
+    named = {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "<|endoftext|>"}
+    (base / "tokenizer_config.json").write_text(json.dumps(named), encoding="utf-8")
+    out = tmp_path / "out"
+    argv = recipe_args("full.yaml", small_nsmc, out, "--model_name_or_path", str(base))
+    message = "eos_token '<|endoftext|>' has id 51200, outside the model's embedding (ids 0..51199)"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_finetune_recipe().main(argv)
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------- KoGPT2 as it is: generate, demo
+
+
+def generate(capsys, *argv: str) -> tuple[int, list[str], str]:
+    capsys.readouterr()
+    code = cli.main(["generate", *argv])
+    out, err = capsys.readouterr()
+    return code, out.splitlines(), err
+
+
+def test_generate_continues_a_prompt_with_the_base_model(capsys, kogpt2_repo):
+    args = ("--prompt", "이 영화", "--max-new-tokens", "6", "--seed", "0", "--num-return-sequences", "2")
+    code, lines, _ = generate(capsys, kogpt2_repo, "--sentiment", "none", *args)
+    assert code == 0 and len(lines) == 2 and all(line.startswith("이 영화") for line in lines)
+    assert generate(capsys, kogpt2_repo, *args)[1] == lines  # a base model's default: no sentiment
+
+
+@pytest.mark.parametrize("sentiment", ["positive", "negative"])
+def test_a_sentiment_on_the_base_model_is_one_clear_line(capsys, kogpt2_repo, sentiment):
+    code, lines, err = generate(capsys, kogpt2_repo, "--sentiment", sentiment)
+    assert code == 2 and lines == []
+    (line,) = err.strip().splitlines()  # before the weights load: nothing else is printed
+    assert line.startswith(
+        f"nsmc-gen generate: error: --sentiment {sentiment}: MODEL 'skt/kogpt2-base-v2' is a base model"
+    )
+    assert "--sentiment none" in line
+
+
+def test_the_fine_tuned_kogpt2_writes_a_sentiment_by_default(capsys, kogpt2_full_run):
+    code, lines, _ = generate(capsys, str(kogpt2_full_run), "--max-new-tokens", "4", "--json")
+    assert code == 0 and json.loads(lines[0])["sentiment"] == "positive"
+
+
+def test_demo_offers_sentiment_control_only_to_a_fine_tuned_model(monkeypatch, kogpt2_repo, kogpt2_full_run):
+    import nsmc_gen.demo
+
+    calls = []
+
+    class Page:
+        def launch(self, **kwargs):
+            calls[-1]["launch"] = kwargs
+
+    def build_demo(model, tokenizer, *, sentiment_control: bool = True):
+        calls.append({"tokenizer": tokenizer, "sentiment_control": sentiment_control})
+        return Page()
+
+    monkeypatch.setattr(nsmc_gen.demo, "build_demo", build_demo)
+    assert cli.main(["demo", kogpt2_repo, "--port", "7999"]) == 0
+    assert cli.main(["demo", str(kogpt2_full_run)]) == 0
+    assert [call["sentiment_control"] for call in calls] == [False, True]
+    assert calls[0]["tokenizer"].eos_token_id == 1 and calls[0]["launch"]["server_port"] == 7999
