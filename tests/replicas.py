@@ -122,20 +122,22 @@ def write_kogpt2_repo(folder: Path, tokenizer: Tokenizer, config: dict | None = 
     return folder
 
 
-def put_in_hub_cache(hub_cache: Path, repo_id: str, files_from: Path) -> Path:
-    """Lay ``files_from``'s files out as a repo downloaded earlier: loadable by id with HF_HUB_OFFLINE=1.
+def put_in_hub_cache(hub_cache: Path, repo_id: str, folder: Path, files: list[str] | None = None) -> Path:
+    """Lay ``folder``'s files out as a repo downloaded earlier: loadable by id with HF_HUB_OFFLINE=1.
 
-    Returns the snapshot folder. Files the repo lacks are simply absent, as a 404 would leave them.
+    ``files``: paths relative to ``folder`` (default: its top-level files), e.g. what
+    ``nsmc_gen.hub.validate_model_folder`` says a push uploads. Returns the snapshot folder. Files
+    the repo lacks are simply absent, as a 404 would leave them.
     """
-    files = sorted(p for p in files_from.iterdir() if p.is_file())
+    files = sorted(files or (p.name for p in folder.iterdir() if p.is_file()))
     digest = hashlib.sha1()
-    for path in files:
-        digest.update(path.name.encode() + path.read_bytes())
+    for name in files:
+        digest.update(name.encode() + (folder / name).read_bytes())
     repo = Path(hub_cache) / f"models--{repo_id.replace('/', '--')}"
     snapshot = repo / "snapshots" / digest.hexdigest()
-    snapshot.mkdir(parents=True, exist_ok=True)
-    for path in files:
-        shutil.copyfile(path, snapshot / path.name)
-    (repo / "refs").mkdir(exist_ok=True)
+    for name in files:
+        (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(folder / name, snapshot / name)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
     (repo / "refs" / "main").write_text(digest.hexdigest(), encoding="utf-8")
     return snapshot
