@@ -3,7 +3,11 @@
 The embedded default plays the part KoGPT2 plays in the course: a Korean GPT pretrained once
 (on NSMC train reviews, as a plain language model) and shipped inside the package, so that
 fine-tuning runs offline on a CPU in minutes. Real use means a real base model, e.g.
-``load_model_and_tokenizer("skt/kogpt2-base-v2")``.
+``load_model_and_tokenizer("skt/kogpt2-base-v2")``, which loads the tokenizer the model was
+trained with (:func:`load_tokenizer`: a repo's tokenizer.json is the authority where
+AutoTokenizer would rebuild another pipeline), checks every special token against the
+embedding, and adds nothing. Tokenizers are saved once, loadable by transformers 4.x and 5.x
+(:func:`save_tokenizer`).
 
 Example:
     >>> model, tokenizer = load_embedded_default()
