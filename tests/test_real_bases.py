@@ -65,6 +65,7 @@ def test_autotokenizer_alone_fails_the_same_checks(kogpt2_repo, documented_token
 # ---------------------------------------------------------------- the course's recipe, by id
 
 
+@pytest.mark.slow
 def test_the_kogpt2_recipe_trains_on_the_base_by_id(kogpt2_full_run, documented_tokenizer):
     folder = kogpt2_full_run
     model = AutoModelForCausalLM.from_pretrained(folder)
@@ -88,6 +89,7 @@ def test_kogpt2_training_examples_end_with_its_eos_and_prompts_are_their_prefix(
     print(f"\nKoGPT2 replica, first training example: {first}\n  its prompt: {prompt}")
 
 
+@pytest.mark.slow
 def test_the_kogpt2_lora_recipe_keeps_the_hub_id_as_the_adapters_base(kogpt2_lora_run, documented_tokenizer):
     adapter = json.loads((kogpt2_lora_run / "adapter_config.json").read_text(encoding="utf-8"))
     assert adapter["base_model_name_or_path"] == "skt/kogpt2-base-v2"
@@ -144,11 +146,13 @@ def test_a_sentiment_on_the_base_model_is_one_clear_line(capsys, kogpt2_repo, se
     assert "--sentiment none" in line
 
 
+@pytest.mark.slow
 def test_the_fine_tuned_kogpt2_writes_a_sentiment_by_default(capsys, kogpt2_full_run):
     code, lines, _ = generate(capsys, str(kogpt2_full_run), "--max-new-tokens", "4", "--json")
     assert code == 0 and json.loads(lines[0])["sentiment"] == "positive"
 
 
+@pytest.mark.slow
 def test_demo_offers_sentiment_control_only_to_a_fine_tuned_model(monkeypatch, kogpt2_repo, kogpt2_full_run):
     import nsmc_gen.demo
 
