@@ -218,7 +218,7 @@ def load_tokenizer(
     tokens = {**_special_tokens_of(backend, config), **named}
     for name, token in tokens.items():
         if backend.token_to_id(token) is None:
-            source = "tokenizer_config.json" if name in named else "the model config's ids"
+            source = "tokenizer_config.json" if name in named else "tokenizer.json's own model"
             raise ValueError(
                 f"{model_name_or_path}: {name} {token!r} (from {source}) is not in tokenizer.json's "
                 f"vocabulary of {backend.get_vocab_size()}; nsmc-gen never adds a token to a base model"
