@@ -1,14 +1,24 @@
 import gzip
+import json
+import re
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
-from transformers import GPT2LMHeadModel
+from tokenizers import Tokenizer, processors
+from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from nsmc_gen.modeling import (
+    EMBEDDED,
     EMBEDDED_BASE,
     NSMC_SAMPLE,
+    check_special_tokens,
+    is_sentiment_model,
     load_embedded_default,
     load_model_and_tokenizer,
+    repo_file,
+    save_tokenizer,
     train_nsmc_tokenizer,
 )
 
@@ -76,3 +86,131 @@ def test_any_causal_lm_loads_from_a_folder_and_gets_a_pad_token(tmp_path, tiny_m
     assert torch.equal(model.transformer.wte.weight, tiny_model.transformer.wte.weight)
     scratch, _ = load_model_and_tokenizer(str(tmp_path), from_scratch=True)
     assert not torch.equal(scratch.transformer.wte.weight, tiny_model.transformer.wte.weight)
+
+
+# ---------------------------------------------------------------- the tokenizer a model was trained with
+
+
+def kogpt2_variant(tmp_path, kogpt2_files, config=None, **files) -> Path:
+    """A folder with the KoGPT2 replica's files, config.json fields replaced, JSON files added."""
+    folder = tmp_path / "variant"
+    shutil.copytree(kogpt2_files, folder)
+    if config:
+        path = folder / "config.json"
+        path.write_text(
+            json.dumps({**json.loads(path.read_text(encoding="utf-8")), **config}), encoding="utf-8"
+        )
+    for name, content in files.items():
+        (folder / f"{name}.json").write_text(json.dumps(content), encoding="utf-8")
+    return folder
+
+
+def test_a_bare_tokenizer_json_takes_its_special_tokens_from_the_config_ids_and_the_file(kogpt2_files):
+    _, tokenizer = load_model_and_tokenizer(str(kogpt2_files))  # a folder, as by id
+    assert type(tokenizer) is PreTrainedTokenizerFast
+    assert tokenizer.special_tokens_map == {
+        "bos_token": "</s>",  # no token starts a text: the previous text's EOS does (config: <s>)
+        "eos_token": "</s>",  # config eos_token_id 1
+        "pad_token": "<pad>",  # config pad_token_id 3
+        "unk_token": "<unk>",  # tokenizer.json's BPE unk_token
+        "mask_token": "<mask>",  # the conventional name
+    }
+    assert tokenizer("이 영화")["input_ids"] == tokenizer("이 영화", add_special_tokens=False)["input_ids"]
+
+
+def test_bos_is_the_token_the_tokenizer_puts_before_every_text(tmp_path, kogpt2_files):
+    folder = kogpt2_variant(tmp_path, kogpt2_files)
+    backend = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 0)])
+    backend.save(str(folder / "tokenizer.json"))
+    _, tokenizer = load_model_and_tokenizer(str(folder))
+    assert (tokenizer.bos_token, tokenizer.eos_token) == ("<s>", "</s>")
+    assert tokenizer("이 영화")["input_ids"][0] == 0
+
+
+def test_a_tokenizer_class_that_rebuilds_the_pipeline_yields_to_tokenizer_json(tmp_path, kogpt2_files):
+    named = {"tokenizer_class": "GPT2Tokenizer", "eos_token": "</s>", "pad_token": "<unk>"}
+    folder = kogpt2_variant(tmp_path, kogpt2_files, tokenizer_config=named)
+    assert AutoTokenizer.from_pretrained(folder)("이 영화")["input_ids"] == []  # byte-level: nothing
+    _, tokenizer = load_model_and_tokenizer(str(folder))
+    assert type(tokenizer) is PreTrainedTokenizerFast and len(tokenizer) == 51_200
+    assert tokenizer.decode(tokenizer("이 영화 최고")["input_ids"]) == "이 영화 최고"
+    assert (tokenizer.eos_token, tokenizer.pad_token) == ("</s>", "<unk>")  # as tokenizer_config.json names
+
+
+def test_a_tokenizer_config_that_keeps_the_pipeline_is_loaded_as_saved(tmp_path, kogpt2_files):
+    named = {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>"}
+    folder = kogpt2_variant(tmp_path, kogpt2_files, tokenizer_config=named)
+    _, tokenizer = load_model_and_tokenizer(str(folder))
+    assert (tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token) == ("<s>", "</s>", "</s>")
+
+
+@pytest.mark.parametrize(
+    ("config", "files", "message"),
+    [
+        (  # AutoTokenizer keeps the pipeline but adds the token it is told of: caught before any use
+            None,
+            {
+                "tokenizer_config": {
+                    "tokenizer_class": "PreTrainedTokenizerFast",
+                    "eos_token": "<|endoftext|>",
+                }
+            },
+            "eos_token '<|endoftext|>' has id 51200, outside the model's embedding (ids 0..51199)",
+        ),
+        (
+            None,
+            {"tokenizer_config": {"tokenizer_class": "GPT2Tokenizer", "eos_token": "<|endoftext|>"}},
+            "eos_token '<|endoftext|>' (from tokenizer_config.json) is not in tokenizer.json's vocabulary",
+        ),
+        (
+            {"pad_token_id": 60_000},
+            {},
+            "the model config's special token id 60000 is not in tokenizer.json's vocabulary of 51200",
+        ),
+    ],
+)
+def test_a_special_token_the_model_cannot_embed_is_a_clear_error(
+    tmp_path, kogpt2_files, config, files, message
+):
+    folder = kogpt2_variant(tmp_path, kogpt2_files, config, **files)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_model_and_tokenizer(str(folder))
+
+
+def test_check_special_tokens_names_the_token_and_its_id(tiny_model, tokenizer):
+    check_special_tokens(tiny_model, tokenizer)
+    small = GPT2LMHeadModel(GPT2Config(vocab_size=2, n_layer=1, n_embd=8, n_head=2))
+    message = "pad_token '<pad>' has id 2, outside the model's embedding (ids 0..1)"  # eos </s> is 1
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_special_tokens(small, tokenizer)
+
+
+def test_repo_files_by_id_come_from_the_hub_cache_offline_and_absent_ones_are_none(kogpt2_repo):
+    assert repo_file(kogpt2_repo, "config.json").is_file()
+    assert repo_file(kogpt2_repo, "tokenizer_config.json") is None  # the repo has none
+    assert repo_file("nobody/nothing", "config.json") is None
+
+
+# ---------------------------------------------------------------- saving, base or fine-tuned
+
+
+def test_saved_tokenizers_name_a_class_transformers_4_and_5_both_load(tmp_path, tokenizer):
+    save_tokenizer(tokenizer, tmp_path)
+    saved = json.loads((tmp_path / "tokenizer_config.json").read_text(encoding="utf-8"))
+    assert saved["tokenizer_class"] == "PreTrainedTokenizerFast"
+    reloaded = AutoTokenizer.from_pretrained(tmp_path)
+    reviews = sample_reviews("test")[:200]
+    assert reloaded(reviews)["input_ids"] == tokenizer(reviews)["input_ids"]
+    assert reloaded.special_tokens_map == tokenizer.special_tokens_map
+
+
+def test_a_sentiment_model_is_one_whose_generation_config_carries_the_sentiment_prompts(
+    tiny_model_dir, kogpt2_repo, kogpt2_files
+):
+    assert is_sentiment_model(str(tiny_model_dir))  # conftest writes what training writes
+    assert not is_sentiment_model(EMBEDDED) and not is_sentiment_model(kogpt2_repo)
+    assert not is_sentiment_model(str(kogpt2_files))
+    model, _ = load_model_and_tokenizer(str(tiny_model_dir))
+    assert is_sentiment_model(model)
+    assert not is_sentiment_model(load_embedded_default()[0])

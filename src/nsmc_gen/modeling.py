@@ -3,7 +3,11 @@
 The embedded default plays the part KoGPT2 plays in the course: a Korean GPT pretrained once
 (on NSMC train reviews, as a plain language model) and shipped inside the package, so that
 fine-tuning runs offline on a CPU in minutes. Real use means a real base model, e.g.
-``load_model_and_tokenizer("skt/kogpt2-base-v2")``.
+``load_model_and_tokenizer("skt/kogpt2-base-v2")``, which loads the tokenizer the model was
+trained with (:func:`load_tokenizer`: a repo's tokenizer.json is the authority where
+AutoTokenizer would rebuild another pipeline), checks every special token against the
+embedding, and adds nothing. Tokenizers are saved once, loadable by transformers 4.x and 5.x
+(:func:`save_tokenizer`).
 
 Example:
     >>> model, tokenizer = load_embedded_default()
@@ -22,15 +26,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
+    AutoConfig,
     AutoModelForCausalLM,
     AutoTokenizer,
     GPT2Config,
     GPT2LMHeadModel,
+    PretrainedConfig,
     PreTrainedModel,
+    PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
 )
+
+from nsmc_gen.custom_generate.generate import GUIDANCE_FIELD
+from nsmc_gen.files import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -120,25 +132,233 @@ def load_model_and_tokenizer(
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
     """Load a causal LM and its tokenizer by Hub id or folder (``"embedded"``: the embedded default).
 
-    A tokenizer without a pad token gets its EOS token as pad (padding is masked out of the loss
-    by position, so this is safe).
+    The tokenizer is the one the model was trained with (:func:`load_tokenizer`); a tokenizer
+    without a pad token gets its EOS token as pad (padding is masked out of the loss by position,
+    so this is safe). Every special token id is checked to lie inside the model's embedding
+    (:func:`check_special_tokens`): nothing is added, nothing is resized.
 
     Example:
-        >>> model, tok = load_model_and_tokenizer("skt/kogpt2-base-v2", dtype="auto")
+        >>> model, tok = load_model_and_tokenizer("skt/kogpt2-base-v2", dtype="auto")  # doctest: +SKIP
+        >>> tok.bos_token, tok.eos_token, tok.pad_token_id  # doctest: +SKIP
+        ('</s>', '</s>', 3)
     """
     if model_name_or_path == EMBEDDED:
         return load_embedded_default(from_scratch=from_scratch)
-    tokenizer = AutoTokenizer.from_pretrained(model_name_or_path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    revision = model_kwargs.get("revision")
     if from_scratch:
-        from transformers import AutoConfig
-
-        config = AutoConfig.from_pretrained(model_name_or_path)
+        config = AutoConfig.from_pretrained(model_name_or_path, revision=revision)
         model = AutoModelForCausalLM.from_config(config, **model_kwargs)
     else:
         model = AutoModelForCausalLM.from_pretrained(model_name_or_path, **model_kwargs)
+    tokenizer = load_tokenizer(model_name_or_path, model.config, revision=revision)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    check_special_tokens(model, tokenizer)
     return with_causal_lm_loss(model), tokenizer
+
+
+# ----------------------------------------------------------------------------- the tokenizer
+
+SPECIAL_TOKENS_ATTRIBUTES = ("bos_token", "eos_token", "unk_token", "pad_token", "mask_token")
+# Names special tokens conventionally go by: used only for a role that neither the model config's
+# ids nor tokenizer.json assign (KoGPT2's <mask>; <unk>, <pad> in repos whose config lacks them).
+CONVENTIONAL_NAMES = {
+    "unk_token": ("<unk>", "[UNK]"),
+    "pad_token": ("<pad>", "[PAD]"),
+    "mask_token": ("<mask>", "[MASK]"),
+}
+# transformers 5's generic fast tokenizer, under the name transformers 4.x knows too.
+PORTABLE_TOKENIZER_CLASS = "PreTrainedTokenizerFast"
+
+
+def load_tokenizer(
+    model_name_or_path: str, config: PretrainedConfig, revision: str | None = None
+) -> PreTrainedTokenizerBase:
+    """The tokenizer ``model_name_or_path``'s model was trained with (a Hub id or a folder).
+
+    The rule: the repo's ``tokenizer.json`` is the authority, loaded as ``PreTrainedTokenizerFast``
+    exactly as written, when
+
+    - the repo has no ``tokenizer_config.json``: ``AutoTokenizer`` would pick a class from the
+      model type alone, which says nothing of the tokenizer (KoGPT2: gpt2 -> ``GPT2Tokenizer``,
+      byte-level: Korean tokenizes to nothing and ``<|endoftext|>`` is added at id 51,200), or
+    - its ``tokenizer_class`` rebuilds another pipeline (normalizer, pre-tokenizer, decoder or
+      model) than tokenizer.json's: transformers 5 builds model-specific classes from code.
+
+    Otherwise ``AutoTokenizer`` loads it as its authors saved it.
+
+    Special tokens of a tokenizer.json loaded that way: those tokenizer_config.json names, else
+    EOS and pad from the model config's ids; unk from tokenizer.json's model; BOS is the token
+    the tokenizer puts before every text, and with none, EOS: the model then saw each text start
+    right after the previous one's EOS (GPT-2's convention, and KoGPT2's documented
+    ``bos_token="</s>"`` although its config says ``bos_token_id`` 0); a role still open (mask,
+    pad, unk) takes a special token of a conventional name (:data:`CONVENTIONAL_NAMES`). A token
+    missing from the vocabulary raises: nothing is ever added.
+
+    Example:
+        >>> from transformers import AutoConfig
+        >>> name = "skt/kogpt2-base-v2"
+        >>> tok = load_tokenizer(name, AutoConfig.from_pretrained(name))  # doctest: +SKIP
+        >>> tok.bos_token_id, tok.eos_token_id, tok.pad_token_id, tok.mask_token  # doctest: +SKIP
+        (1, 1, 3, '<mask>')
+    """
+    tokenizer_json = repo_file(model_name_or_path, "tokenizer.json", revision)
+    tokenizer_config = repo_file(model_name_or_path, "tokenizer_config.json", revision)
+    named: dict[str, str] = {}
+    if tokenizer_config is not None or tokenizer_json is None:
+        tokenizer = AutoTokenizer.from_pretrained(model_name_or_path, revision=revision)
+        if tokenizer_json is None or _same_pipeline(tokenizer, tokenizer_json):
+            return tokenizer
+        logger.warning(
+            "%s: %s rebuilds another pipeline than its tokenizer.json; loading tokenizer.json as written",
+            model_name_or_path,
+            type(tokenizer).__name__,
+        )
+        named = _named_special_tokens(json.loads(tokenizer_config.read_text(encoding="utf-8")))
+    backend = Tokenizer.from_file(str(tokenizer_json))
+    tokens = {**_special_tokens_of(backend, config), **named}
+    for name, token in tokens.items():
+        if backend.token_to_id(token) is None:
+            source = "tokenizer_config.json" if name in named else "tokenizer.json's own model"
+            raise ValueError(
+                f"{model_name_or_path}: {name} {token!r} (from {source}) is not in tokenizer.json's "
+                f"vocabulary of {backend.get_vocab_size()}; nsmc-gen never adds a token to a base model"
+            )
+    return PreTrainedTokenizerFast(tokenizer_object=backend, name_or_path=model_name_or_path, **tokens)
+
+
+def repo_file(model_name_or_path: str, filename: str, revision: str | None = None) -> Path | None:
+    """``filename`` of a model folder or Hub repo (downloaded, or from the Hub cache offline), None if absent.
+
+    Offline, a file the cached snapshot lacks counts as absent, as transformers counts it.
+    """
+    folder = Path(model_name_or_path).expanduser()
+    if folder.is_dir():
+        return folder / filename if (folder / filename).is_file() else None
+    try:
+        return Path(hf_hub_download(model_name_or_path, filename, revision=revision))
+    except EntryNotFoundError:  # the Hub's 404, or a file the offline cache lacks
+        return None
+
+
+def _same_pipeline(tokenizer: PreTrainedTokenizerBase, tokenizer_json: Path) -> bool:
+    """Whether ``tokenizer`` runs tokenizer.json's pipeline (the post-processor aside: transformers
+    rewrites it from add_bos_token/add_eos_token, which it then saves)."""
+    if not isinstance(tokenizer, PreTrainedTokenizerFast):
+        return False
+    ours = json.loads(tokenizer.backend_tokenizer.to_str())
+    theirs = json.loads(Tokenizer.from_file(str(tokenizer_json)).to_str())
+    for pipeline in (ours, theirs):
+        pipeline["model"] = {k: v for k, v in pipeline["model"].items() if k not in ("vocab", "merges")}
+    return all(ours[part] == theirs[part] for part in ("normalizer", "pre_tokenizer", "decoder", "model"))
+
+
+def _named_special_tokens(tokenizer_config: dict[str, Any]) -> dict[str, str]:
+    """The special tokens a tokenizer_config.json names (a string, or an AddedToken's "content")."""
+    named = {}
+    for name in SPECIAL_TOKENS_ATTRIBUTES:
+        token = tokenizer_config.get(name)
+        token = token.get("content") if isinstance(token, dict) else token
+        if isinstance(token, str):
+            named[name] = token
+    return named
+
+
+def _special_tokens_of(backend: Tokenizer, config: PretrainedConfig) -> dict[str, str]:
+    """The special tokens of a bare tokenizer.json, by the rule in :func:`load_tokenizer`."""
+
+    def token_of(token_id: int | list[int] | None) -> str | None:
+        token_id = token_id[0] if isinstance(token_id, list) and token_id else token_id
+        if isinstance(token_id, int) and backend.id_to_token(token_id) is None:
+            raise ValueError(
+                f"the model config's special token id {token_id} is not in tokenizer.json's "
+                f"vocabulary of {backend.get_vocab_size()}"
+            )
+        return None if not isinstance(token_id, int) else backend.id_to_token(token_id)
+
+    model = json.loads(backend.to_str())["model"]
+    tokens = {
+        "eos_token": token_of(getattr(config, "eos_token_id", None)),
+        "pad_token": token_of(getattr(config, "pad_token_id", None)),
+        "unk_token": model.get("unk_token")
+        or (model["vocab"][model["unk_id"]][0] if model.get("unk_id") is not None else None),
+    }
+    start = backend.encode("a", add_special_tokens=True)
+    starts_with_special = bool(start.tokens) and start.special_tokens_mask[0] == 1
+    tokens["bos_token"] = start.tokens[0] if starts_with_special else tokens["eos_token"]
+    specials = {added.content for added in backend.get_added_tokens_decoder().values() if added.special}
+    for name, candidates in CONVENTIONAL_NAMES.items():
+        tokens[name] = tokens.get(name) or next((c for c in candidates if c in specials), None)
+    return {name: token for name, token in tokens.items() if token is not None}
+
+
+def check_special_tokens(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+    """Raise unless every special token of ``tokenizer`` has an id inside ``model``'s input embedding.
+
+    Run before any training (and on every load): a token a tokenizer added past the model's
+    vocabulary (transformers' ``GPT2Tokenizer`` adds ``<|endoftext|>`` at id 51,200 to KoGPT2)
+    would otherwise fail deep inside the first step with ``IndexError: index out of range in
+    self`` (on a GPU, a device-side assert). The embedding is never resized to make room.
+
+    Example:
+        >>> model, tokenizer = load_embedded_default(from_scratch=True)
+        >>> check_special_tokens(model, tokenizer)  # passes silently
+    """
+    rows = model.get_input_embeddings().num_embeddings
+    for name in SPECIAL_TOKENS_ATTRIBUTES:
+        token, token_id = getattr(tokenizer, name), getattr(tokenizer, f"{name}_id")
+        if token is not None and (token_id is None or not 0 <= token_id < rows):
+            raise ValueError(
+                f"{name} {token!r} has id {token_id}, outside the model's embedding (ids 0..{rows - 1}): "
+                "the tokenizer does not belong to this model, or added the token; load the tokenizer "
+                "the model was trained with (nsmc-gen never resizes a base model's embedding)"
+            )
+
+
+def save_tokenizer(tokenizer: PreTrainedTokenizerBase, folder: str | Path) -> None:
+    """Save ``tokenizer`` in ``folder`` so that transformers 4.x and 5.x both load it faithfully.
+
+    The one place nsmc-gen writes a tokenizer. transformers 5 names its fast tokenizers' class
+    ``TokenizersBackend`` in tokenizer_config.json, a class 4.x does not have ("Tokenizer class
+    TokenizersBackend does not exist"); ``PreTrainedTokenizerFast`` (5.x's alias of it) loads the
+    saved tokenizer.json exactly as written in both.
+
+    Example:
+        >>> save_tokenizer(load_embedded_tokenizer(), "/tmp/nsmc-gen-tokenizer")
+        >>> import json; json.load(open("/tmp/nsmc-gen-tokenizer/tokenizer_config.json"))["tokenizer_class"]
+        'PreTrainedTokenizerFast'
+    """
+    tokenizer.save_pretrained(folder)
+    if isinstance(tokenizer, PreTrainedTokenizerFast):
+        path = Path(folder) / "tokenizer_config.json"
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        saved["tokenizer_class"] = PORTABLE_TOKENIZER_CLASS
+        write_text_atomic(path, json.dumps(saved, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+# ----------------------------------------------------------------------------- base or fine-tuned
+
+
+def is_sentiment_model(model: PreTrainedModel | str) -> bool:
+    """Whether ``model`` was fine-tuned on the sentiment format (``"긍정 ..."`` / ``"부정 ..."``).
+
+    nsmc-gen's training writes a ``sentiment_guidance`` field (the sentiment prompts' token ids)
+    into every finished folder's generation_config.json; a base model (KoGPT2, the embedded base)
+    has none. ``model`` is a loaded model, or a folder / Hub id / ``"embedded"``, of which only
+    generation_config.json is read (so a command can check its arguments before loading weights).
+
+    Example:
+        >>> is_sentiment_model("embedded")  # the shipped base: a plain language model
+        False
+    """
+    if not isinstance(model, str):
+        return bool(getattr(model.generation_config, GUIDANCE_FIELD, None))
+    folder = str(EMBEDDED_BASE) if model == EMBEDDED else model
+    try:
+        path = repo_file(folder, "generation_config.json")
+    except (OSError, ValueError):  # not a folder, not a repo: the loader will say so
+        return False
+    return path is not None and bool(json.loads(path.read_text(encoding="utf-8")).get(GUIDANCE_FIELD))
 
 
 @contextmanager

@@ -64,9 +64,12 @@ from nsmc_gen.generation import install_custom_generate
 from nsmc_gen.hub import merge_adapter
 from nsmc_gen.modeling import (
     EMBEDDED,
+    EMBEDDED_BASE,
     NSMC_SAMPLE,
+    check_special_tokens,
     load_finished_model,
     load_model_and_tokenizer,
+    save_tokenizer,
     zero3_paused,
 )
 
@@ -417,8 +420,12 @@ def apply_lora(model: PreTrainedModel, model_args: ModelArguments):
         fan_in_fan_out=any(isinstance(m, Conv1D) for m in chosen),
     )
     peft_model = get_peft_model(model, config)
-    # The adapter names the base the way the user did ("embedded", a Hub id), not a site-packages path.
-    peft_model.peft_config["default"].base_model_name_or_path = model_args.model_name_or_path
+    # The adapter names its base so that AutoPeftModelForCausalLM can load it: a Hub id or a folder
+    # as the user gave it; the embedded default by the folder of its weights, since "embedded" is
+    # no id a loader resolves (the run facts keep "embedded").
+    base = model_args.model_name_or_path
+    base = str(EMBEDDED_BASE) if base == EMBEDDED else base
+    peft_model.peft_config["default"].base_model_name_or_path = base
     return peft_model
 
 
@@ -497,7 +504,11 @@ def build_trainer(
     training_args: TrainingArguments,
     callbacks: list[TrainerCallback] | None = None,
 ) -> Trainer:
-    """A ``Trainer`` with the review collator (dynamic padding or packing) and token-level eval metrics."""
+    """A ``Trainer`` with the review collator (dynamic padding or packing) and token-level eval metrics.
+
+    Raises ``ValueError`` first if a special token's id lies outside the model's embedding.
+    """
+    check_special_tokens(model, tokenizer)  # a clear error now, not an IndexError in the first step
     if data_args.packing:
         collator = PackedReviewCollator(tokenizer.pad_token_id, max_length=data_args.max_length)
         # The Trainer's non-padding count sums a 2-D attention mask; packed batches carry a 4-D one.
@@ -671,6 +682,7 @@ def save_finished_model(
     trainer.save_model(str(output_dir))  # weights + tokenizer; collective under FSDP/DeepSpeed
     if not trainer.is_world_process_zero():
         return output_dir
+    save_tokenizer(tokenizer, output_dir)  # again, loadable by transformers 4.x too
     _finish_folder(output_dir, tokenizer, facts)
     if not model_args.merge_lora:
         return output_dir

@@ -1,8 +1,12 @@
 """``nsmc-gen generate``: write reviews of a sentiment with any decoding strategy.
 
+A base model (KoGPT2 as published, the embedded base) knows no sentiment format: it continues
+the prompt, with ``--sentiment none`` (its default); asking it for a sentiment is an error.
+
 Example:
     nsmc-gen generate outputs/model --sentiment positive --num-return-sequences 20 \\
         --strategy top-p --top-p 0.92 --repetition-penalty 1.2 --seed 0 --json
+    nsmc-gen generate skt/kogpt2-base-v2 --sentiment none --prompt "이 영화"
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from nsmc_gen.custom_generate.generate import GUIDANCE_FIELD
 from nsmc_gen.decoding import DEFAULT_GUIDANCE_SCALE, DEFAULT_STRATEGY
 from nsmc_gen.generation import COMMON_KNOBS, STRATEGIES, decoding_settings, generate_reviews
-from nsmc_gen.modeling import EMBEDDED
+from nsmc_gen.modeling import EMBEDDED, is_sentiment_model, load_model_and_tokenizer
 
 # The knobs of every strategy as options: name -> (type, help).
 _KNOB_OPTIONS: dict[str, tuple[Any, str]] = {
@@ -44,8 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--sentiment",
         choices=["positive", "negative", "none"],
-        default="positive",
-        help="the sentiment of the reviews (none: no sentiment word; default: positive)",
+        default=None,
+        help="the sentiment of the reviews (none: no sentiment word; default: positive for a model "
+        "fine-tuned by nsmc-gen, none for a base model such as skt/kogpt2-base-v2)",
     )
     parser.add_argument("--prompt", default="", help="the start of every review")
     parser.add_argument("--num-return-sequences", type=int, default=1, help="how many reviews (default: 1)")
@@ -71,7 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the model, generate, print one review per line (or one JSON object per line)."""
-    sentiment = None if args.sentiment == "none" else args.sentiment
+    _check_model_name(args.model)
+    sentiment = _sentiment(args.model, args.sentiment)
     knobs = {name: getattr(args, name) for name in _KNOB_OPTIONS if getattr(args, name) is not None}
     options = {"strategy": args.strategy, "guidance_scale": args.guidance_scale, **knobs}
     # Check every argument before the (slow) model load.
@@ -97,13 +104,28 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(name: str) -> tuple[Any, Any]:
-    from nsmc_gen.modeling import load_model_and_tokenizer
-
+def _check_model_name(name: str) -> None:
     if not name.strip():
         raise ValueError(f"MODEL must be a model folder, a Hub id or {EMBEDDED!r}, got {name!r}")
     if name.startswith((".", "/", "~")) and not Path(name).expanduser().is_dir():
         raise ValueError(f"MODEL {name!r}: no such model folder")
+
+
+def _sentiment(name: str, asked: str | None) -> str | None:
+    """The sentiment to write: as asked (default positive); a base model writes with none."""
+    fine_tuned = is_sentiment_model(name)  # reads generation_config.json only: before the slow load
+    if asked is None:
+        return "positive" if fine_tuned else None
+    if asked != "none" and not fine_tuned:
+        raise ValueError(
+            f"--sentiment {asked}: MODEL {name!r} is a base model, not fine-tuned on the sentiment "
+            f"format (its generation_config.json has no {GUIDANCE_FIELD!r}); use --sentiment none "
+            f"to continue a prompt, or fine-tune it first (recipes/finetune.py --model_name_or_path {name})"
+        )
+    return None if asked == "none" else asked
+
+
+def _load(name: str) -> tuple[Any, Any]:
     try:
         return load_model_and_tokenizer(name)
     except OSError as error:  # transformers' "not a folder, not reachable on the Hub", as one line
