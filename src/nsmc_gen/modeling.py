@@ -381,7 +381,9 @@ def zero3_paused() -> Iterator[None]:
 
 def load_finished_model(folder: str | Path) -> PreTrainedModel:
     """A saved folder loaded whole on this process: a full model, or a LoRA adapter over its base
-    (``base_model_name_or_path`` loaded as :func:`load_model_and_tokenizer` loads it).
+    (``base_model_name_or_path`` loaded as :func:`load_model_and_tokenizer` loads it, in float32:
+    the precision the adapter trained against, whatever the base's stored dtype, e.g. the
+    embedded base's float16).
 
     Example:
         >>> model = load_finished_model("runs/embedded")  # doctest: +SKIP
@@ -394,5 +396,5 @@ def load_finished_model(folder: str | Path) -> PreTrainedModel:
         from peft import PeftModel
 
         base_name = json.loads(adapter_config.read_text(encoding="utf-8"))["base_model_name_or_path"]
-        base, _ = load_model_and_tokenizer(base_name)
+        base, _ = load_model_and_tokenizer(base_name, dtype=torch.float32)
         return PeftModel.from_pretrained(base, folder)
