@@ -11,6 +11,8 @@ differs:
 - recipe:  the recipe's default, built by ``nsmc_gen.training`` itself: up to 128 tokens,
            dynamic padding (``ReviewCollator``, labels -100 on pads) and length-grouped batches.
 - packing: the recipe with ``--packing`` (several reviews per 128-token row).
+- flattening: the recipe's batches re-collated by transformers' ``DataCollatorWithFlattening``
+           (the whole batch as one row, restarting position_ids: a block-causal sdpa mask).
 
 A review token is a non-padding token of a batch (prefix + review + EOS). Steps are drawn at
 random from a whole epoch of each path's batches (the length-grouped sampler puts its longest
@@ -30,7 +32,7 @@ import time
 
 import datasets
 import torch
-from transformers import TrainingArguments, default_data_collator
+from transformers import DataCollatorWithFlattening, TrainingArguments, default_data_collator
 
 from nsmc_gen.data import load_nsmc
 from nsmc_gen.formatting import tokenize_reviews
@@ -80,6 +82,15 @@ def recipe_batches(model, tokenizer, batch_size: int, reviews: int, packing: boo
     data = prepare_datasets(data_args, tokenizer, args)
     trainer = build_trainer(model, tokenizer, data, ScriptArguments(), data_args, args)
     return list(trainer.get_train_dataloader())
+
+
+def flattening_batches(batches: list[dict]) -> list[dict]:
+    """The same reviews per step as ``batches``, each batch flattened into one row by transformers."""
+    flatten = DataCollatorWithFlattening(return_position_ids=True)
+    return [
+        flatten([{"input_ids": ids[mask.bool()].tolist()} for ids, mask in zip(*rows, strict=True)])
+        for rows in ((batch["input_ids"], batch["attention_mask"]) for batch in batches)
+    ]
 
 
 def course_batches(data: datasets.Dataset, tokenizer, batch_size: int, seed: int) -> list[dict]:
@@ -136,6 +147,7 @@ def main() -> None:
             model, tokenizer, options.batch_size, options.reviews, True, options.seed
         ),
     }
+    paths["DataCollatorWithFlattening"] = flattening_batches(paths["recipe (dynamic padding)"])
 
     rng = random.Random(options.seed)
     for batches in paths.values():  # warm-up (allocator, kernels) outside the timings

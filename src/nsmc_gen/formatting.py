@@ -167,6 +167,12 @@ class PackedReviewCollator:
     implementation, transformers' default). Each review's first label and all padding are -100,
     so the loss equals the unpacked one while almost no compute goes to padding.
 
+    Written by hand, not transformers' ``DataCollatorWithFlattening``: that one gives the same
+    loss but flattens the whole batch into ONE row, so sdpa's block-causal mask spans the batch
+    and attention grows with the square of its total length; rows of ``max_length`` keep it
+    small (1.56x the review tokens per CPU-second on the embedded model, batch 32:
+    ``python benchmarks/train_throughput.py``).
+
     Example:
         >>> collate = PackedReviewCollator(pad_token_id=0, max_length=6)
         >>> batch = collate([{"input_ids": [5, 6, 2]}, {"input_ids": [7, 2]}])
