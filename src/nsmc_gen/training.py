@@ -387,7 +387,11 @@ def load_model(model_args: ModelArguments, data_args: DataArguments | None = Non
 
 
 def apply_lora(model: PreTrainedModel, model_args: ModelArguments):
-    """Wrap ``model`` in a LoRA ``PeftModel``; unknown target modules raise, listing the valid ones."""
+    """Wrap ``model`` in a LoRA ``PeftModel``; unknown target modules raise, listing the valid ones.
+
+    peft 0.21 checks targets and sets fan_in_fan_out for Conv1D itself, but its error names no
+    valid module and its fix-up comes as a warning at every run: both are done here first.
+    """
     from peft import LoraConfig, get_peft_model
     from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_DEFAULTS
 
