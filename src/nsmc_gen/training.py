@@ -215,6 +215,11 @@ def parse_args(
     Precedence: command line > the YAML recipe (``--config``, else ``default_config``) > library
     defaults. Unknown keys in either place, a missing file and out-of-range values raise at once.
 
+    Our own few lines over ``HfArgumentParser`` rather than TRL's ``TrlParser`` (trl 1.16 installs
+    beside transformers 5.23): TrlParser accepts abbreviations (``--learning_rat 3`` sets
+    learning_rate), names neither the recipe file nor a close key for an unknown one, and would
+    add trl as a dependency for these lines alone.
+
     Example:
         >>> _, model_args, _, training_args = parse_args(["--max_steps", "20", "--use_peft"])
         >>> model_args.use_peft, training_args.max_steps, training_args.seed
