@@ -128,6 +128,25 @@ def test_lora_adapter_card(tmp_path, tiny_model, tokenizer):
     assert "LoRA adapter" in card.text
 
 
+def test_embedded_adapter_card_names_the_run_base_not_the_weights_path(tmp_path, tiny_model, tokenizer):
+    """An embedded-base adapter points peft at the shipped weights folder (a site-packages path);
+    the card names the base as the run did."""
+    from peft import LoraConfig, get_peft_model
+
+    from nsmc_gen.modeling import EMBEDDED, EMBEDDED_BASE
+
+    peft_model = get_peft_model(tiny_model, LoraConfig(r=4, target_modules=["c_attn"], fan_in_fan_out=True))
+    peft_model.peft_config["default"].base_model_name_or_path = str(EMBEDDED_BASE)
+    folder = tmp_path / "adapter"
+    peft_model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    recommended_generation_config(tokenizer).save_pretrained(folder)
+    (folder / RUN_FACTS).write_text(json.dumps({"base_model": EMBEDDED}), encoding="utf-8")
+    card = render_model_card(folder, repo_id="org/embedded-lora")
+    assert str(EMBEDDED_BASE) not in card.text
+    assert card.data.base_model is None  # not a Hub id: no base_model link
+
+
 def test_custom_generate_changes_the_guidance_section(model_folder):
     assert "not shipped here" in render_model_card(model_folder).text
     (model_folder / "custom_generate").mkdir()

@@ -172,9 +172,8 @@ def folder_facts(model_dir: str | Path) -> dict[str, Any]:
     run = read_json(model_dir / RUN_FACTS) or {}
     config = read_json(model_dir / "config.json") or {}
     adapter = read_json(model_dir / "adapter_config.json")
-    base_model = run.get("base_model")
-    if adapter is not None:
-        base_model = adapter.get("base_model_name_or_path") or base_model
+    # The run's name for the base ("embedded", a Hub id) over the adapter's loadable path to it.
+    base_model = run.get("base_model") or (adapter or {}).get("base_model_name_or_path")
     peft = run.get("peft")
     if adapter is not None:
         peft = {
