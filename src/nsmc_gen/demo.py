@@ -258,8 +258,8 @@ def _compare_view(model: Any, tokenizer: Any, sentiment_control: bool) -> None:
     gr.Markdown(
         "One prompt and one seed, decoded by each strategy with no repetition penalty. "
         "<mark>Highlighted</mark> words belong to a word pair (2-gram) the review had already "
-        "written: the loops greedy and beam search fall into. Raise the repetition penalty to see "
-        "them go."
+        "written: the loops greedy and beam search fall into. Raise the repetition penalty, or make "
+        "it strict, and watch them go."
     )
     with gr.Row():
         prompt = gr.Textbox(
@@ -270,6 +270,9 @@ def _compare_view(model: Any, tokenizer: Any, sentiment_control: bool) -> None:
     with gr.Row():
         max_new_tokens = gr.Slider(1, 128, value=40, step=1, label="Max new tokens (every row)")
         penalty = gr.Slider(1, 2, value=1, step=0.05, label="Repetition penalty (every row; 1: off)")
+        strict = gr.Checkbox(
+            value=False, label="Strict repetition penalty (every row: a token never repeats)"
+        )
     go = gr.Button("Compare", variant="primary", elem_id="compare-go")
     rows = [
         gr.HighlightedText(
@@ -283,7 +286,9 @@ def _compare_view(model: Any, tokenizer: Any, sentiment_control: bool) -> None:
         for name, elem_id in zip(COMPARE_NAMES, COMPARE_IDS, strict=True)
     ]
 
-    def compare(prompt: str, sentiment: str, seed: float, max_new_tokens: float, penalty: float) -> Iterator:
+    def compare(
+        prompt: str, sentiment: str, seed: float, max_new_tokens: float, penalty: float, strict: bool
+    ) -> Iterator[list[Any]]:
         shown: list[Any] = [
             gr.HighlightedText(value=None, label=f"{name}: …") for name in lesson.COMPARE_ROWS
         ]
@@ -294,7 +299,7 @@ def _compare_view(model: Any, tokenizer: Any, sentiment_control: bool) -> None:
             prompt=prompt or "",
             seed=int(seed),
             max_new_tokens=int(max_new_tokens),
-            repetition_penalty=float(penalty),
+            repetition_penalty=math.inf if strict else float(penalty),
         )
         try:
             for i, row in enumerate(decoded):
@@ -307,9 +312,10 @@ def _compare_view(model: Any, tokenizer: Any, sentiment_control: bool) -> None:
         except ValueError as error:
             raise _as_error(error) from error
 
-    inputs = [prompt, sentiment, seed, max_new_tokens, penalty]
-    go.click(compare, inputs, rows, **ONE_AT_A_TIME)
-    prompt.submit(compare, inputs, rows, **ONE_AT_A_TIME)
+    inputs = [prompt, sentiment, seed, max_new_tokens, penalty, strict]
+    strict.change(lambda on: gr.update(interactive=not on), strict, penalty)
+    go.click(compare, inputs, rows, api_name="compare", **ONE_AT_A_TIME)
+    prompt.submit(compare, inputs, rows, api_visibility="undocumented", **ONE_AT_A_TIME)
 
 
 def _why_view(model: Any, tokenizer: Any, sentiment_control: bool) -> None:
@@ -394,9 +400,11 @@ def _why_view(model: Any, tokenizer: Any, sentiment_control: bool) -> None:
 
     shown = [review, summary, model_plot, cut_plot]
     knobs = [trace, step, temperature, top_k, top_p_cut]
-    go.click(sample, [prompt, sentiment, seed], [trace, step], **ONE_AT_A_TIME).then(draw, knobs, shown)
+    quiet = {"api_visibility": "undocumented", "show_progress": "hidden"}  # redraws: instant, page-only
+    sampled = go.click(sample, [prompt, sentiment, seed], [trace, step], api_name="sample", **ONE_AT_A_TIME)
+    sampled.then(draw, knobs, shown, **quiet)
     for knob in (step, temperature, top_k, top_p_cut):
-        knob.release(draw, knobs, shown)
+        knob.input(draw, knobs, shown, **quiet)
 
 
 _BARS = 15  # tokens drawn per chart
