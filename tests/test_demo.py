@@ -1,4 +1,4 @@
-"""The web demo in a real browser: headless Debian Chromium driven by Playwright, on loopback.
+r"""The web demo in a real browser: headless Debian Chromium driven by Playwright, on loopback.
 
 Playwright's own browser download cannot work offline, so the tests drive the system Chromium
 (``apt-get install chromium fonts-noto-cjk``; the fonts make Korean readable in the screenshot).
@@ -9,7 +9,8 @@ The "compare" and "why" views are tested on the shipped embedded base (a real, p
 distribution), or on the model named by ``$NSMC_GEN_DEMO_MODEL`` (a folder or Hub id): the README's
 screenshot is this test's, run with a fine-tuned model::
 
-    NSMC_GEN_DEMO_MODEL=runs/embedded NSMC_GEN_ARTIFACTS=docs python -m pytest tests/test_demo.py -k views
+    NSMC_GEN_DEMO_MODEL=runs/embedded NSMC_GEN_ARTIFACTS=docs \
+        python -m pytest tests/test_demo.py -k "compare_view or why_view"
 """
 
 from __future__ import annotations
@@ -225,13 +226,14 @@ def test_browser_compare_view_shows_each_strategys_review_and_its_repetition(
     page: Page, lesson_url, lesson_model, artifacts
 ):
     model, tokenizer = lesson_model
-    # "배우" sends beam search into a loop ("연출, 연출, ...") on the embedded base.
-    expected = list(lesson.side_by_side(model, tokenizer, prompt="배우", seed=0, max_new_tokens=32))
+    # "스토리" sends beam search into a loop ("연출, 연출, ...") on the embedded base, and greedy
+    # and beam search both on the embedded default fine-tuned.
+    expected = list(lesson.side_by_side(model, tokenizer, prompt="스토리", seed=0, max_new_tokens=32))
     assert any(row.repetition.repeats for row in expected), "no row repeats: the marks would prove nothing"
     page.set_default_timeout(WAIT)
     page.goto(lesson_url)
     page.get_by_role("tab", name="Compare strategies").click()
-    page.locator("#compare-prompt textarea").fill("배우")
+    page.locator("#compare-prompt textarea").fill("스토리")
     set_slider(page, "Max new tokens (every row)", 32)
     page.locator("#compare-go").click()
     for row, elem_id in zip(expected, COMPARE_IDS, strict=True):
@@ -252,7 +254,7 @@ def test_browser_compare_view_shows_each_strategys_review_and_its_repetition(
         model,
         tokenizer,
         "positive",
-        "배우",
+        "스토리",
         seed=0,
         max_new_tokens=32,
         **{**beam, "repetition_penalty": math.inf},
@@ -261,6 +263,27 @@ def test_browser_compare_view_shows_each_strategys_review_and_its_repetition(
     label = f"{expected[1].name}: {lesson.repetition(strict).describe()}"
     expect(page.locator("#compare-beam")).to_contain_text(label, timeout=WAIT)
     assert shown_pieces(page, "compare-beam") == list(lesson.repetition(strict).pieces)
+
+
+BAR = re.compile(r"^token: (?P<token>.*); probability: (?P<p>[-+0-9.e]+); (?P<column>\w+): (?P<category>.*)$")
+
+
+def expect_bars(page: Page, chart: str, frame, category: str) -> None:
+    """Wait until ``chart`` draws exactly ``frame``'s bars (read from Vega's SVG aria-labels).
+
+    Vega orders the SVG marks by colour, not by position: bars are compared by token.
+    """
+    wanted = sorted((row["token"], row[category], row["probability"]) for _, row in frame.iterrows())
+    bars = page.locator(f"{chart} [aria-roledescription=bar]")
+    drawn: list[tuple[str, str, float]] = []
+    for _ in range(WAIT // 250):
+        labels = bars.evaluate_all("els => els.map(e => e.getAttribute('aria-label'))")
+        drawn = sorted((m["token"], m["category"], float(m["p"])) for m in map(BAR.match, labels) if m)
+        if [bar[:2] for bar in drawn] == [bar[:2] for bar in wanted]:
+            break
+        page.wait_for_timeout(250)
+    assert [bar[:2] for bar in drawn] == [bar[:2] for bar in wanted], chart
+    assert [bar[2] for bar in drawn] == pytest.approx([bar[2] for bar in wanted], abs=1e-8), chart
 
 
 @needs_chromium
@@ -276,32 +299,33 @@ def test_browser_why_view_draws_the_models_distribution_and_the_cuts(
             trace, tokenizer, step, temperature=temperature, top_k=top_k, top_p=top_p, bars=15
         )
 
+    def expect_shown(expected: lesson.NextTokenView) -> None:
+        """The summary, both charts' bars and the marked token are those of ``expected``."""
+        expect(page.locator("#why-summary")).to_have_text(expected.summary(), timeout=WAIT)
+        expect_bars(page, "#why-model", expected.model_frame(), "picked")
+        expect_bars(page, "#why-cut", expected.cut_frame(), "cut")
+        token = tokenizer.convert_ids_to_tokens(trace.token_ids[expected.step - 1])
+        expect(page.locator("#why-review .textfield .text:not(.unlabeled)").last).to_have_text(token)
+
     page.set_default_timeout(WAIT)
     page.goto(lesson_url)
     page.get_by_role("tab", name="Why: the next-token distribution").click()
     page.locator("#why-prompt textarea").fill("이 영화")
     page.locator("#why-go").click()
-    summary = page.locator("#why-summary")
-    expect(summary).to_have_text(view(1).summary(), timeout=WAIT)
-    # The review token by token, the chosen step marked; both charts drawn.
-    tokens = tokenizer.convert_ids_to_tokens(list(trace.token_ids))
-    expect(page.locator("#why-review .textfield .text:not(.unlabeled)").last).to_have_text(
-        f" {tokens[0]}".strip()
-    )
-    for chart in ("#why-model", "#why-cut"):
-        expect(page.locator(f"{chart} canvas, {chart} svg").first).to_be_visible(timeout=WAIT)
-
-    # A later step, a hotter temperature, other cuts: the summary follows each.
+    expect_shown(view(1))
+    # A later step, a hotter temperature, other cuts: the page follows each.
     step = min(3, trace.steps)
     set_slider(page, "Step", step)
-    expect(summary).to_have_text(view(step).summary(), timeout=WAIT)
+    expect_shown(view(step))
     set_slider(page, "Temperature (why view)", 1.5)
     set_slider(page, "Top-k (why view)", 3)
-    expect(summary).to_have_text(view(step, temperature=1.5, top_k=3).summary(), timeout=WAIT)
+    expect_shown(view(step, temperature=1.5, top_k=3))
+    # Back to the first step (the model choosing the review's first word: a flat distribution,
+    # where top-k and top-p keep different tokens) for the screenshot.
     set_slider(page, "Temperature (why view)", 0.7)
     set_slider(page, "Top-k (why view)", 10)
-    expect(summary).to_have_text(view(step).summary(), timeout=WAIT)
-    page.wait_for_timeout(1000)  # the charts' own transition
+    set_slider(page, "Step", 1)
+    expect_shown(view(1))
     keep_screenshot(page, artifacts, "demo-why.png")
 
 

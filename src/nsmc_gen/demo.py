@@ -348,7 +348,7 @@ def _why_view(model: Any, tokenizer: Any, sentiment_control: bool) -> None:
         top_p_cut = gr.Slider(0.05, 1, value=top_p, step=0.01, label="Top-p (why view)")
     summary = gr.Markdown(elem_id="why-summary")
     with gr.Row():
-        chart = {"x": "token", "y": "probability", "x_label_angle": -40, "height": 360}
+        chart = {"x": "token", "y": "probability", "x_label_angle": -40, "height": 360, "sort": "-y"}
         model_plot = gr.BarPlot(
             color="picked",
             color_map=PICK_COLORS,
@@ -389,13 +389,13 @@ def _why_view(model: Any, tokenizer: Any, sentiment_control: bool) -> None:
             )
         except ValueError as error:
             raise _as_error(error) from error
-        order = [bar.label for bar in view.bars]
-        y_lim = [0, max(view.bars[0].p_model, view.bars[0].p_tempered)]
+        # The frames alone: gradio 6.31 draws a plot's previous data when a property (y_lim,
+        # sort) changes in the same update. Bars are sorted by probability, i.e. by rank.
         return (
             _review_pieces(sampled, tokenizer, view.step),
             view.summary(),
-            gr.BarPlot(value=view.model_frame(), sort=order, y_lim=y_lim),
-            gr.BarPlot(value=view.cut_frame(), sort=order, y_lim=y_lim),
+            view.model_frame(),
+            view.cut_frame(),
         )
 
     shown = [review, summary, model_plot, cut_plot]
