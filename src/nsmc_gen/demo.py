@@ -59,6 +59,7 @@ CUT_COLORS = {
     lesson.CUT_BY_BOTH: "#cbd5e1",
 }
 PICK_COLORS = {lesson.PICKED: "#f97316", lesson.NOT_PICKED: "#64748b"}
+_BARS = 15  # tokens drawn per "why" chart
 
 # Each knob's default, from the strategy table (a knob has the same default in every strategy).
 KNOB_DEFAULTS: dict[str, Any] = {
@@ -400,14 +401,17 @@ def _why_view(model: Any, tokenizer: Any, sentiment_control: bool) -> None:
 
     shown = [review, summary, model_plot, cut_plot]
     knobs = [trace, step, temperature, top_k, top_p_cut]
-    quiet = {"api_visibility": "undocumented", "show_progress": "hidden"}  # redraws: instant, page-only
+    # Redraws: instant, page-only, in the order the knobs moved (one queue: no stale chart last).
+    quiet = {
+        "api_visibility": "undocumented",
+        "show_progress": "hidden",
+        "concurrency_id": "why-draw",
+        "concurrency_limit": 1,
+    }
     sampled = go.click(sample, [prompt, sentiment, seed], [trace, step], api_name="sample", **ONE_AT_A_TIME)
     sampled.then(draw, knobs, shown, **quiet)
     for knob in (step, temperature, top_k, top_p_cut):
         knob.input(draw, knobs, shown, **quiet)
-
-
-_BARS = 15  # tokens drawn per chart
 
 
 def _review_pieces(trace: lesson.Trace, tokenizer: Any, step: int) -> list[tuple[str, str | None]]:
