@@ -21,9 +21,12 @@ import re
 import runpy
 import shutil
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import gradio as gr
@@ -106,17 +109,49 @@ def demo_url(model, tokenizer):
     demo.close()
 
 
+LESSON_MODEL = os.environ.get("NSMC_GEN_DEMO_MODEL") or "embedded"
+# The lesson views' page, served by its own process as a deployment is: the expectations computed
+# here then share no random generator with the page's sampling (in one process, a seeded
+# generation in the test while the page samples would change both). One thread on both sides:
+# the same arithmetic, hence the same samples and bars.
+SERVE_LESSON = """
+import sys
+from nsmc_gen.demo import build_demo
+from nsmc_gen.modeling import load_model_and_tokenizer
+build_demo(*load_model_and_tokenizer(sys.argv[1])).launch(
+    server_name="127.0.0.1", server_port=int(sys.argv[2]), quiet=True
+)
+"""
+
+
 @pytest.fixture(scope="module")
 def lesson_model():
     """The model of the lesson views' tests: the embedded base, or $NSMC_GEN_DEMO_MODEL."""
-    return load_model_and_tokenizer(os.environ.get("NSMC_GEN_DEMO_MODEL") or "embedded")
+    return load_model_and_tokenizer(LESSON_MODEL)
 
 
 @pytest.fixture(scope="module")
-def lesson_url(lesson_model):
-    demo = build_demo(*lesson_model)
-    yield serve(demo)
-    demo.close()
+def lesson_url(tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("lesson-server") / "server.log"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-c", SERVE_LESSON, LESSON_MODEL, str(port)], env=env, stdout=out, stderr=out
+        )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(WAIT // 250):
+            assert server.poll() is None, f"the demo server exited:\n{log.read_text()}"
+            try:
+                urllib.request.urlopen(url, timeout=5).close()
+                break
+            except OSError:
+                time.sleep(0.25)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
 
 
 @pytest.fixture(scope="session")
@@ -226,43 +261,38 @@ def test_browser_compare_view_shows_each_strategys_review_and_its_repetition(
     page: Page, lesson_url, lesson_model, artifacts
 ):
     model, tokenizer = lesson_model
+    # Every expectation is computed before the page asks for anything, and the test ends only
+    # when the page has shown everything: the server shares this process's random generator, so
+    # a seeded generation here while the page samples would change both.
     # "스토리" sends beam search into a loop ("연출, 연출, ...") on the embedded base, and greedy
     # and beam search both on the embedded default fine-tuned.
-    expected = list(lesson.side_by_side(model, tokenizer, prompt="스토리", seed=0, max_new_tokens=32))
+    rows = partial(lesson.side_by_side, model, tokenizer, prompt="스토리", seed=0, max_new_tokens=32)
+    expected, strict = list(rows()), list(rows(repetition_penalty=math.inf))
     assert any(row.repetition.repeats for row in expected), "no row repeats: the marks would prove nothing"
+    assert strict[1].repetition.repeats < expected[1].repetition.repeats  # beam search's loop is gone
+    assert strict[0].review != expected[0].review, "the page's switch to the strict rows must show"
+
+    def expect_rows(rows: list[lesson.Decoded]) -> None:
+        for row, elem_id in zip(rows, COMPARE_IDS, strict=True):
+            shown = page.locator(f"#{elem_id}")
+            expect(shown).to_contain_text(f"{row.name}: {row.repetition.describe()}", timeout=WAIT)
+            assert shown_pieces(page, elem_id) == list(row.repetition.pieces)
+            marked = [p for p, on in zip(row.repetition.pieces, row.repetition.repeated, strict=True) if on]
+            assert repeated_words_shown(page, elem_id) == marked
+
     page.set_default_timeout(WAIT)
     page.goto(lesson_url)
     page.get_by_role("tab", name="Compare strategies").click()
     page.locator("#compare-prompt textarea").fill("스토리")
     set_slider(page, "Max new tokens (every row)", 32)
     page.locator("#compare-go").click()
-    for row, elem_id in zip(expected, COMPARE_IDS, strict=True):
-        shown = page.locator(f"#{elem_id}")
-        expect(shown).to_contain_text(f"{row.name}: {row.repetition.describe()}", timeout=WAIT)
-        assert shown_pieces(page, elem_id) == list(row.repetition.pieces)
-        marked = [
-            piece for piece, on in zip(row.repetition.pieces, row.repetition.repeated, strict=True) if on
-        ]
-        assert repeated_words_shown(page, elem_id) == marked
+    expect_rows(expected)
     keep_screenshot(page, artifacts, "demo-compare.png")
-
-    # The strict repetition penalty reaches every row: beam search's loop is gone.
+    # The strict repetition penalty reaches every row (rows are shown in order, the first one
+    # differs: once it shows, the others are the new run's or still pending).
     page.get_by_label("Strict repetition penalty (every row: a token never repeats)").check()
     page.locator("#compare-go").click()
-    beam = lesson.COMPARE_ROWS[expected[1].name]
-    [strict] = generate_reviews(
-        model,
-        tokenizer,
-        "positive",
-        "스토리",
-        seed=0,
-        max_new_tokens=32,
-        **{**beam, "repetition_penalty": math.inf},
-    )
-    assert lesson.repetition(strict).repeats < expected[1].repetition.repeats
-    label = f"{expected[1].name}: {lesson.repetition(strict).describe()}"
-    expect(page.locator("#compare-beam")).to_contain_text(label, timeout=WAIT)
-    assert shown_pieces(page, "compare-beam") == list(lesson.repetition(strict).pieces)
+    expect_rows(strict)
 
 
 BAR = re.compile(r"^token: (?P<token>.*); probability: (?P<p>[-+0-9.e]+); (?P<column>\w+): (?P<category>.*)$")
