@@ -1,9 +1,16 @@
-"""The web demo in a real browser: headless Debian Chromium driven by Playwright, on loopback.
+r"""The web demo in a real browser: headless Debian Chromium driven by Playwright, on loopback.
 
 Playwright's own browser download cannot work offline, so the tests drive the system Chromium
 (``apt-get install chromium fonts-noto-cjk``; the fonts make Korean readable in the screenshot).
-The screenshot is kept under ``$NSMC_GEN_ARTIFACTS`` (default: the test's tmp_path) and copied to
-``test-artifacts/demo.png`` in the repository.
+The screenshots are kept under ``$NSMC_GEN_ARTIFACTS`` (default: the test's tmp_path) and copied to
+``test-artifacts/`` in the repository.
+
+The "compare" and "why" views are tested on the shipped embedded base (a real, peaked next-token
+distribution), or on the model named by ``$NSMC_GEN_DEMO_MODEL`` (a folder or Hub id): the README's
+screenshot is this test's, run with a fine-tuned model::
+
+    NSMC_GEN_DEMO_MODEL=runs/embedded NSMC_GEN_ARTIFACTS=docs \
+        python -m pytest tests/test_demo.py -k "compare_view or why_view"
 """
 
 from __future__ import annotations
@@ -14,19 +21,27 @@ import re
 import runpy
 import shutil
 import socket
+import subprocess
+import sys
+import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import gradio as gr
 import pytest
 import torch
 from conftest import build_tiny_model
+from gradio_client import Client
 from playwright.sync_api import Page, expect
 
+from nsmc_gen import lesson
 from nsmc_gen.cli import main
 from nsmc_gen.decoding import DEFAULT_GUIDANCE_SCALE
-from nsmc_gen.demo import _reviews, build_demo
+from nsmc_gen.demo import BASE_MODEL_NOTE, COMPARE_IDS, _reviews, build_demo
 from nsmc_gen.generation import generate_reviews
+from nsmc_gen.modeling import load_model_and_tokenizer
 
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 REPO = Path(__file__).resolve().parents[1]
@@ -81,13 +96,62 @@ def model(tokenizer):
     return build_tiny_model(tokenizer, seed=3)
 
 
+def serve(demo: gr.Blocks) -> str:
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    return f"http://127.0.0.1:{port}/"
+
+
 @pytest.fixture(scope="module")
 def demo_url(model, tokenizer):
     demo = build_demo(model, tokenizer)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
+    yield serve(demo)
     demo.close()
+
+
+LESSON_MODEL = os.environ.get("NSMC_GEN_DEMO_MODEL") or "embedded"
+# The lesson views' page, served by its own process as a deployment is: the expectations computed
+# here then share no random generator with the page's sampling (in one process, a seeded
+# generation in the test while the page samples would change both). One thread on both sides:
+# the same arithmetic, hence the same samples and bars.
+SERVE_LESSON = """
+import sys
+from nsmc_gen.demo import build_demo
+from nsmc_gen.modeling import load_model_and_tokenizer
+build_demo(*load_model_and_tokenizer(sys.argv[1])).launch(
+    server_name="127.0.0.1", server_port=int(sys.argv[2]), quiet=True
+)
+"""
+
+
+@pytest.fixture(scope="module")
+def lesson_model():
+    """The model of the lesson views' tests: the embedded base, or $NSMC_GEN_DEMO_MODEL."""
+    return load_model_and_tokenizer(LESSON_MODEL)
+
+
+@pytest.fixture(scope="module")
+def lesson_url(tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("lesson-server") / "server.log"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-c", SERVE_LESSON, LESSON_MODEL, str(port)], env=env, stdout=out, stderr=out
+        )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(WAIT // 250):
+            assert server.poll() is None, f"the demo server exited:\n{log.read_text()}"
+            try:
+                urllib.request.urlopen(url, timeout=5).close()
+                break
+            except OSError:
+                time.sleep(0.25)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
 
 
 @pytest.fixture(scope="session")
@@ -107,6 +171,14 @@ def artifacts(tmp_path) -> Path:
     folder = Path(os.environ.get("NSMC_GEN_ARTIFACTS") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def keep_screenshot(page: Page, artifacts: Path, name: str) -> None:
+    """A full-page screenshot under ``artifacts``, copied to the repository's test-artifacts/."""
+    page.screenshot(path=artifacts / name, full_page=True)
+    (REPO / "test-artifacts").mkdir(exist_ok=True)
+    if artifacts.resolve() != (REPO / "test-artifacts").resolve():
+        shutil.copy(artifacts / name, REPO / "test-artifacts" / name)
 
 
 def greedy_review(model, tokenizer, **changes) -> str:
@@ -150,9 +222,7 @@ def test_browser_generates_the_models_review_and_shows_errors_as_toasts(
     out = page.locator("#out textarea")
     expect(out).to_have_value(expected, timeout=WAIT)
     assert expected.startswith("이 영화")
-    page.screenshot(path=artifacts / "demo.png", full_page=True)
-    (REPO / "test-artifacts").mkdir(exist_ok=True)
-    shutil.copy(artifacts / "demo.png", REPO / "test-artifacts" / "demo.png")
+    keep_screenshot(page, artifacts, "demo.png")
 
     # Beam search cannot stream: a readable toast, the last review left alone, no traceback.
     page.get_by_label("beam", exact=True).check()
@@ -174,6 +244,119 @@ def test_browser_generates_the_models_review_and_shows_errors_as_toasts(
     expect(toast.filter(has_text="min_new_tokens")).to_contain_text(
         "min_new_tokens must be <= max_new_tokens (12), got 20", timeout=WAIT
     )
+
+
+def shown_pieces(page: Page, elem_id: str) -> list[str]:
+    """The pieces (words and spaces) a HighlightedText shows, in order."""
+    return page.locator(f"#{elem_id} .textfield .text").all_text_contents()
+
+
+def repeated_words_shown(page: Page, elem_id: str) -> list[str]:
+    """The words a HighlightedText shows with a label (gradio marks the others ``unlabeled``)."""
+    return page.locator(f"#{elem_id} .textfield .text:not(.unlabeled)").all_text_contents()
+
+
+@needs_chromium
+def test_browser_compare_view_shows_each_strategys_review_and_its_repetition(
+    page: Page, lesson_url, lesson_model, artifacts
+):
+    model, tokenizer = lesson_model
+    # Every expectation is computed before the page asks for anything, and the test ends only
+    # when the page has shown everything: the server shares this process's random generator, so
+    # a seeded generation here while the page samples would change both.
+    # "스토리" sends beam search into a loop ("연출, 연출, ...") on the embedded base, and greedy
+    # and beam search both on the embedded default fine-tuned.
+    rows = partial(lesson.side_by_side, model, tokenizer, prompt="스토리", seed=0, max_new_tokens=32)
+    expected, strict = list(rows()), list(rows(repetition_penalty=math.inf))
+    assert any(row.repetition.repeats for row in expected), "no row repeats: the marks would prove nothing"
+    assert strict[1].repetition.repeats < expected[1].repetition.repeats  # beam search's loop is gone
+    assert strict[0].review != expected[0].review, "the page's switch to the strict rows must show"
+
+    def expect_rows(rows: list[lesson.Decoded]) -> None:
+        for row, elem_id in zip(rows, COMPARE_IDS, strict=True):
+            shown = page.locator(f"#{elem_id}")
+            expect(shown).to_contain_text(f"{row.name}: {row.repetition.describe()}", timeout=WAIT)
+            assert shown_pieces(page, elem_id) == list(row.repetition.pieces)
+            marked = [p for p, on in zip(row.repetition.pieces, row.repetition.repeated, strict=True) if on]
+            assert repeated_words_shown(page, elem_id) == marked
+
+    page.set_default_timeout(WAIT)
+    page.goto(lesson_url)
+    page.get_by_role("tab", name="Compare strategies").click()
+    page.locator("#compare-prompt textarea").fill("스토리")
+    set_slider(page, "Max new tokens (every row)", 32)
+    page.locator("#compare-go").click()
+    expect_rows(expected)
+    keep_screenshot(page, artifacts, "demo-compare.png")
+    # The strict repetition penalty reaches every row (rows are shown in order, the first one
+    # differs: once it shows, the others are the new run's or still pending).
+    page.get_by_label("Strict repetition penalty (every row: a token never repeats)").check()
+    page.locator("#compare-go").click()
+    expect_rows(strict)
+
+
+BAR = re.compile(r"^token: (?P<token>.*); probability: (?P<p>[-+0-9.e]+); (?P<column>\w+): (?P<category>.*)$")
+
+
+def expect_bars(page: Page, chart: str, frame, category: str) -> None:
+    """Wait until ``chart`` draws exactly ``frame``'s bars (read from Vega's SVG aria-labels).
+
+    Vega orders the SVG marks by colour, not by position: bars are compared by token.
+    """
+    wanted = sorted((row["token"], row[category], row["probability"]) for _, row in frame.iterrows())
+    bars = page.locator(f"{chart} [aria-roledescription=bar]")
+    drawn: list[tuple[str, str, float]] = []
+    for _ in range(WAIT // 250):
+        labels = bars.evaluate_all("els => els.map(e => e.getAttribute('aria-label'))")
+        drawn = sorted((m["token"], m["category"], float(m["p"])) for m in map(BAR.match, labels) if m)
+        if [bar[:2] for bar in drawn] == [bar[:2] for bar in wanted]:
+            break
+        page.wait_for_timeout(250)
+    assert [bar[:2] for bar in drawn] == [bar[:2] for bar in wanted], chart
+    assert [bar[2] for bar in drawn] == pytest.approx([bar[2] for bar in wanted], abs=1e-8), chart
+
+
+@needs_chromium
+def test_browser_why_view_draws_the_models_distribution_and_the_cuts(
+    page: Page, lesson_url, lesson_model, artifacts
+):
+    model, tokenizer = lesson_model
+    trace = lesson.sample_trace(model, tokenizer, "positive", "이 영화", seed=0, max_new_tokens=32)
+    assert trace.steps >= 3, "the review must be long enough to pick a step"
+
+    def view(step, temperature=0.7, top_k=10, top_p=0.8):
+        return lesson.next_token_view(
+            trace, tokenizer, step, temperature=temperature, top_k=top_k, top_p=top_p, bars=15
+        )
+
+    def expect_shown(expected: lesson.NextTokenView) -> None:
+        """The summary, both charts' bars and the marked token are those of ``expected``."""
+        expect(page.locator("#why-summary")).to_have_text(expected.summary(), timeout=WAIT)
+        expect_bars(page, "#why-model", expected.model_frame(), "picked")
+        expect_bars(page, "#why-cut", expected.cut_frame(), "cut")
+        token = tokenizer.convert_ids_to_tokens(trace.token_ids[expected.step - 1])
+        expect(page.locator("#why-review .textfield .text:not(.unlabeled)").last).to_have_text(token)
+
+    page.set_default_timeout(WAIT)
+    page.goto(lesson_url)
+    page.get_by_role("tab", name="Why: the next-token distribution").click()
+    page.locator("#why-prompt textarea").fill("이 영화")
+    page.locator("#why-go").click()
+    expect_shown(view(1))
+    # A later step, a hotter temperature, other cuts: the page follows each.
+    step = min(3, trace.steps)
+    set_slider(page, "Step", step)
+    expect_shown(view(step))
+    set_slider(page, "Temperature (why view)", 1.5)
+    set_slider(page, "Top-k (why view)", 3)
+    expect_shown(view(step, temperature=1.5, top_k=3))
+    # Back to the first step (the model choosing the review's first word: a flat distribution,
+    # where top-k and top-p keep different tokens) for the screenshot.
+    set_slider(page, "Temperature (why view)", 0.7)
+    set_slider(page, "Top-k (why view)", 10)
+    set_slider(page, "Step", 1)
+    expect_shown(view(1))
+    keep_screenshot(page, artifacts, "demo-why.png")
 
 
 @pytest.mark.parametrize(
@@ -255,3 +438,69 @@ def test_space_app_loads_the_model_named_by_the_environment(monkeypatch, tiny_mo
     monkeypatch.setenv("NSMC_GEN_MODEL", str(tiny_model_dir))
     app = runpy.run_path(str(REPO / "app.py"))
     assert isinstance(app["demo"], gr.Blocks)
+
+
+@pytest.fixture
+def generate_api(demo_url):
+    """Calls the page's /generate endpoint by its controls' labels (gradio_client, real HTTP)."""
+    client = Client(demo_url, verbose=False)
+    parameters = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/generate"]
+    names = {p["label"]: p["parameter_name"] for p in parameters["parameters"]}
+
+    def call(**by_label):
+        return client.predict(
+            **{names[label]: value for label, value in by_label.items()}, api_name="/generate"
+        )
+
+    return call
+
+
+def test_32_concurrent_api_users_each_get_their_own_review(generate_api, model, tokenizer):
+    def user(seed: int) -> tuple[int, str, float]:
+        start = time.perf_counter()
+        review = generate_api(
+            **{"Prompt (start of the review)": "이 영화", "Seed": seed, "Max new tokens": 24}
+        )
+        return seed, review, time.perf_counter() - start
+
+    with ThreadPoolExecutor(32) as pool:
+        answers = list(pool.map(user, range(32)))
+    # Each user gets the review of their own seed: no request's sampling disturbed another's.
+    for seed, review, _ in answers:
+        assert [review] == generate_reviews(
+            model, tokenizer, "positive", "이 영화", seed=seed, max_new_tokens=24
+        )
+    assert len({review for _, review, _ in answers}) > 16
+    latencies = sorted(seconds for *_, seconds in answers)
+    print(f"32 concurrent /generate calls: max latency {latencies[-1]:.1f} s, median {latencies[16]:.1f} s")
+    assert latencies[-1] < WAIT / 1000
+
+
+def test_a_plain_base_model_gets_no_sentiment_and_no_guidance(model, tokenizer):
+    demo = build_demo(model, tokenizer, sentiment_control=False)
+    blocks = list(demo.blocks.values())
+    radios = [b for b in blocks if isinstance(b, gr.Radio) and b.label == "Sentiment"]
+    assert len(radios) == 3  # one per view
+    assert all(
+        r.choices == [("none", "none")] and r.value == "none" and r.interactive is False for r in radios
+    )
+    [guidance] = [b for b in blocks if isinstance(b, gr.Slider) and b.label.startswith("Sentiment guidance")]
+    assert guidance.value == 1 and guidance.interactive is False
+    assert any(isinstance(b, gr.Markdown) and b.value == BASE_MODEL_NOTE for b in blocks)
+    [guided_row] = [b for b in blocks if getattr(b, "elem_id", None) == "compare-guided"]
+    assert guided_row.visible is False
+    # What the page sends by default is an unguided review with no sentiment word.
+    url = serve(demo)
+    try:
+        client = Client(url, verbose=False)
+        parameters = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/generate"]
+        names = {p["label"]: p["parameter_name"] for p in parameters["parameters"]}
+        review = client.predict(
+            **{names["Prompt (start of the review)"]: "이 영화", names["Max new tokens"]: 16},
+            api_name="/generate",
+        )
+    finally:
+        demo.close()
+    assert [review] == generate_reviews(model, tokenizer, None, "이 영화", seed=0, max_new_tokens=16)
+    # The same page for a fine-tuned model asks for a sentiment (and guides) by default.
+    assert BASE_MODEL_NOTE not in str(build_demo(model, tokenizer).config)
