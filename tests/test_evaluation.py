@@ -102,6 +102,34 @@ def test_sentiment_control_hand_computed(metrics):
         sentiment_control_accuracy(["좋다"], [1, 0], KeywordJudge())
 
 
+def test_discriminator_known_answers(metrics):
+    disc = metrics["discriminator"]
+    real = [f"정말 재밌는 영화 {i}번째 관람" for i in range(30)]
+    fake = [f"movie number {i} was fine" for i in range(30)]
+    assert disc.compute(predictions=fake, references=real)["discriminator_accuracy"] == 1.0
+    # identical sets: nothing to tell apart (equal texts share a fold, so no copy is learnt from its twin)
+    same = disc.compute(predictions=real, references=real)
+    assert same["discriminator_accuracy"] == pytest.approx(0.5, abs=0.05)
+    assert set(same) == {"discriminator_accuracy", "discriminator_accuracy_std"}
+
+
+def test_discriminator_on_two_samples_of_real_reviews_is_near_chance(metrics, sample_rows):
+    texts = [r["document"] for r in sample_rows]
+    result = metrics["discriminator"].compute(predictions=texts[:200], references=texts[200:400], seed=1)
+    assert 0.4 <= result["discriminator_accuracy"] <= 0.6, result
+    # the same real reviews against a caricature of generated ones (every review ends the same way)
+    fake = [t + " 입니다." for t in texts[400:600]]
+    caricature = metrics["discriminator"].compute(predictions=fake, references=texts[:200])
+    assert caricature["discriminator_accuracy"] > 0.9
+
+
+def test_discriminator_rejects_bad_input(metrics):
+    with pytest.raises(ValueError, match="folds must be an integer in \\[2, 3\\]"):
+        metrics["discriminator"].compute(predictions=["a", "b", "c"], references=["d", "e", "f"], folds=4)
+    with pytest.raises(ValueError, match="Mismatch in the number of predictions"):
+        metrics["discriminator"].compute(predictions=["a", "b"], references=["c"])
+
+
 # --- scoring, perplexity and the Bayes judge on a tiny model ------------------------------------
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from transformers import GenerationConfig
 
-from nsmc_gen.custom_generate.generate import GUIDANCE_FIELD
+from nsmc_gen.custom_generate.generate import GUIDANCE_FIELD, KEEP_EOS_FIELD
 from nsmc_gen.formatting import SENTIMENTS, ReviewFormat
 
 DECODING_DEFAULTS: dict[str, Any] = {
@@ -52,6 +52,12 @@ DEFAULT_STRATEGY = "top-p"
 DEFAULT_GUIDANCE_SCALE = 2.0
 
 
+# Top-k/top-p act on the continuation tokens only and EOS keeps its untruncated probability
+# (nsmc_gen.processors.KeepEOSProbabilityLogitsProcessor). A field of its own, like guidance:
+# transformers' built-in decoding does not know it (read by nsmc-gen and custom_generate/).
+DEFAULT_KEEP_EOS_PROBABILITY = False
+
+
 def sentiment_guidance(tokenizer: Any, review_format: ReviewFormat | None = None) -> dict[str, Any]:
     """The ``sentiment_guidance`` field: the default scale and each sentiment's prompt token ids.
 
@@ -76,7 +82,12 @@ def recommended_generation_config(
         overrides: any ``GenerationConfig`` field, replacing the defaults.
     """
     return GenerationConfig(
-        **{**DECODING_DEFAULTS, GUIDANCE_FIELD: sentiment_guidance(tokenizer, review_format), **overrides},
+        **{
+            **DECODING_DEFAULTS,
+            GUIDANCE_FIELD: sentiment_guidance(tokenizer, review_format),
+            KEEP_EOS_FIELD: DEFAULT_KEEP_EOS_PROBABILITY,
+            **overrides,
+        },
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,

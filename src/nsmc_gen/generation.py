@@ -46,9 +46,11 @@ from transformers import (
 
 from nsmc_gen import processors as _processors
 from nsmc_gen.custom_generate import generate as _custom_generate
+from nsmc_gen.custom_generate.generate import KEEP_EOS_FIELD
 from nsmc_gen.decoding import (
     DECODING_DEFAULTS,
     DEFAULT_GUIDANCE_SCALE,
+    DEFAULT_KEEP_EOS_PROBABILITY,
     DEFAULT_STRATEGY,
     recommended_generation_config,
     sentiment_guidance,
@@ -69,10 +71,17 @@ STRATEGIES: dict[str, Strategy] = {
     "greedy": Strategy({"do_sample": False, "num_beams": 1}),
     "beam": Strategy({"do_sample": False, "early_stopping": True}, {"num_beams": 5}),
     "sampling": Strategy({"do_sample": True, "num_beams": 1, "top_k": 0, "top_p": 1.0}, {"temperature": 1.0}),
-    "top-k": Strategy({"do_sample": True, "num_beams": 1, "top_p": 1.0}, {"top_k": 50, "temperature": 1.0}),
+    "top-k": Strategy(
+        {"do_sample": True, "num_beams": 1, "top_p": 1.0},
+        {"top_k": 50, "temperature": 1.0, KEEP_EOS_FIELD: DEFAULT_KEEP_EOS_PROBABILITY},
+    ),
     "top-p": Strategy(
         {"do_sample": True, "num_beams": 1, "top_k": 0},
-        {"top_p": DECODING_DEFAULTS["top_p"], "temperature": DECODING_DEFAULTS["temperature"]},
+        {
+            "top_p": DECODING_DEFAULTS["top_p"],
+            "temperature": DECODING_DEFAULTS["temperature"],
+            KEEP_EOS_FIELD: DEFAULT_KEEP_EOS_PROBABILITY,
+        },
     ),
 }
 
@@ -97,6 +106,7 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "num_return_sequences": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     "guidance_scale": (lambda v: _number(v) and 0 < v < math.inf, "a finite number > 0 (1: off)"),
     "seed": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    KEEP_EOS_FIELD: (lambda v: isinstance(v, bool), "True or False"),
 }
 
 
@@ -268,8 +278,10 @@ def generate_reviews(
         seed: seeds Python, NumPy and torch first; the same seed gives the same reviews.
         guidance_scale: sentiment guidance (> 0; 1: off); None: the default with a sentiment.
         review_format: the prompt format the model was trained on.
-        decoding: the strategy's knobs: ``temperature``, ``top_k``, ``top_p``, ``num_beams``
-            (strategy-specific), ``repetition_penalty`` (``float("inf")``: never repeat a token),
+        decoding: the strategy's knobs: ``temperature``, ``top_k``, ``top_p``,
+            ``keep_eos_probability`` (top-k/top-p cut only the continuation tokens; EOS keeps the
+            probability it had), ``num_beams`` (strategy-specific), ``repetition_penalty``
+            (``float("inf")``: never repeat a token),
             ``no_repeat_ngram_size``, ``min_new_tokens``, ``max_new_tokens``.
 
     Returns:

@@ -17,7 +17,11 @@ values) into one :class:`~transformers.LogitsProcessorList`, in this order, per 
 2. sentiment guidance (:class:`GuidanceLogitsProcessor`, log-probabilities);
 3. our repetition penalty, on the guided scores (transformers' order: guidance first);
 4. temperature, then top-k (transformers' warpers), then our nucleus (top-p) - transformers'
-   order, which its own warpers would break by running after any custom processor.
+   order, which its own warpers would break by running after any custom processor. With the
+   config's ``keep_eos_probability`` field true, top-k and top-p act on the continuation tokens
+   only and EOS keeps the probability it has before them
+   (:class:`~nsmc_gen.processors.KeepEOSProbabilityLogitsProcessor`): truncation otherwise hands
+   EOS the mass it cuts from the tail, and ends texts early.
 
 Sentiment guidance (classifier-free guidance) contrasts the prompt with the same prompt under the
 opposite sentiment word: ``scale * (log p(x | 긍정 ...) - log p(x | 부정 ...)) + log p(x | 부정 ...)``.
@@ -44,12 +48,22 @@ from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper
 
 try:  # in a model folder: the copy of nsmc_gen/processors.py installed beside this file
-    from .processors import NucleusLogitsProcessor, RepetitionPenaltyLogitsProcessor
+    from .processors import (
+        KeepEOSProbabilityLogitsProcessor,
+        NucleusLogitsProcessor,
+        RepetitionPenaltyLogitsProcessor,
+    )
 except ImportError:  # in the nsmc_gen package
-    from nsmc_gen.processors import NucleusLogitsProcessor, RepetitionPenaltyLogitsProcessor
+    from nsmc_gen.processors import (
+        KeepEOSProbabilityLogitsProcessor,
+        NucleusLogitsProcessor,
+        RepetitionPenaltyLogitsProcessor,
+    )
 
 # The generation_config.json field with the default guidance scale and the sentiment prompts' ids.
 GUIDANCE_FIELD = "sentiment_guidance"
+# The generation_config.json field (bool): top-k/top-p leave EOS its untruncated probability.
+KEEP_EOS_FIELD = "keep_eos_probability"
 
 
 class GuidanceLogitsProcessor(LogitsProcessor):
@@ -211,6 +225,10 @@ def our_processors(
         >>> config = GenerationConfig(do_sample=True, top_p=0.9, top_k=0, repetition_penalty=1.2)
         >>> [type(p).__name__ for p in our_processors(config)]
         ['RepetitionPenaltyLogitsProcessor', 'NucleusLogitsProcessor']
+        >>> config = GenerationConfig(do_sample=True, top_p=0.9, top_k=0, eos_token_id=2)
+        >>> config.keep_eos_probability = True
+        >>> [type(p).__name__ for p in our_processors(config)]
+        ['KeepEOSProbabilityLogitsProcessor']
     """
     processors = LogitsProcessorList()
     beams = config.num_beams or 1
@@ -232,10 +250,15 @@ def our_processors(
         keep = 2 if beams > 1 else 1  # beam sampling keeps a non-EOS token, as transformers does
         if config.temperature is not None and config.temperature != 1:
             processors.append(TemperatureLogitsWarper(config.temperature))
+        truncation = []
         if config.top_k:
-            processors.append(TopKLogitsWarper(config.top_k, min_tokens_to_keep=keep))
+            truncation.append(TopKLogitsWarper(config.top_k, min_tokens_to_keep=keep))
         if config.top_p is not None and config.top_p < 1:
-            processors.append(NucleusLogitsProcessor(config.top_p, min_tokens_to_keep=keep))
+            truncation.append(NucleusLogitsProcessor(config.top_p, min_tokens_to_keep=keep))
+        eos = config.eos_token_id
+        if truncation and getattr(config, KEEP_EOS_FIELD, False) and eos is not None and eos != []:
+            truncation = [KeepEOSProbabilityLogitsProcessor(truncation, eos)]
+        processors.extend(truncation)
     return processors
 
 
@@ -271,12 +294,16 @@ def prepare(
 
     Takes what ``model.generate`` takes. The config is resolved as ``generate`` resolves it
     (arguments over ``generation_config`` over ``model.generation_config``), then split by
-    :func:`our_processors`. Without ``guidance_scale``, a model whose config has the
+    :func:`our_processors`; ``keep_eos_probability`` (a field transformers does not know) is taken
+    from the arguments too. Without ``guidance_scale``, a model whose config has the
     ``sentiment_guidance`` field is guided by its default scale when every prompt starts with a
     sentiment word; with ``guidance_scale`` != 1 and no ``negative_prompt_ids``, the negative
     prompts are the inputs with the opposite sentiment word.
     """
+    keep_eos = kwargs.pop(KEEP_EOS_FIELD, None)  # else a config without the field hands it to the model
     config, model_kwargs = model._prepare_generation_config(generation_config, **kwargs)
+    if keep_eos is not None:
+        setattr(config, KEEP_EOS_FIELD, bool(keep_eos))
     guidance = getattr(config, GUIDANCE_FIELD, None) or {}
     input_ids = model_kwargs.get("input_ids", model_kwargs.get("inputs"))
     if negative_prompt_ids is None and guidance.get("prompt_ids") and input_ids is not None:
