@@ -18,6 +18,7 @@ from transformers import RepetitionPenaltyLogitsProcessor as HFRepetitionPenalty
 
 from nsmc_gen.processors import (
     KeepEOSProbabilityLogitsProcessor,
+    LengthPriorLogitsProcessor,
     NucleusLogitsProcessor,
     RepetitionPenaltyLogitsProcessor,
 )
@@ -476,6 +477,87 @@ def test_keep_eos_rejects_non_processors_and_bad_scores():
         KeepEOSProbabilityLogitsProcessor([], eos_token_id=0)(None, torch.zeros(5))
 
 
+# ---------------------------------------------------------------- length prior
+
+
+@pytest.mark.parametrize("generated", [0, 1, 2, 7])
+def test_length_prior_multiplies_the_stop_odds_and_nothing_else(generated):
+    g = torch.Generator().manual_seed(generated)
+    logits = flat_logits(5, 300, g)
+    logits[1, 4] = -INF  # a forbidden EOS stays forbidden
+    before = logits.clone()
+    bias = [-3.0, -1.5, 0.5]
+    prior = LengthPriorLogitsProcessor(bias, eos_token_id=[4, 9], prompt_length=6)
+    out = prior(torch.zeros(5, 6 + generated, dtype=torch.long), logits)
+    b = bias[min(generated, len(bias) - 1)]
+    p, q = logits.double().softmax(-1), out.double().softmax(-1)
+    stop_p, stop_q = p[:, [4, 9]].sum(-1), q[:, [4, 9]].sum(-1)
+    close = dict(rtol=1e-6, atol=1e-9)  # float32 logits
+    torch.testing.assert_close(stop_q / (1 - stop_q), stop_p / (1 - stop_p) * math.exp(b), **close)
+    rest = torch.ones(300, dtype=torch.bool)
+    rest[[4, 9]] = False
+    torch.testing.assert_close(
+        q[:, rest] / (1 - stop_q)[:, None], p[:, rest] / (1 - stop_p)[:, None], **close
+    )
+    torch.testing.assert_close(q[:, 4] / q[:, 9], p[:, 4] / p[:, 9], **close)  # EOS ids keep their ratio
+    assert out[1, 4] == -INF
+    assert torch.equal(logits, before)  # the input is left alone
+
+
+def test_length_prior_zero_bias_is_a_no_op_and_ids_beyond_the_head_are_ignored():
+    logits = torch.randn(2, 10)
+    prior = LengthPriorLogitsProcessor([0.0, -1.0], eos_token_id=[3, 50], prompt_length=2)
+    assert prior(torch.zeros(2, 2, dtype=torch.long), logits) is logits
+    out = prior(torch.zeros(2, 5, dtype=torch.long), logits)
+    assert torch.equal(out[:, 3], logits[:, 3] - 1) and torch.equal(out[:, :3], logits[:, :3])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"eos_bias": []}, "`eos_bias` must be a non-empty list of finite numbers"),
+        ({"eos_bias": [0.0, math.inf]}, "`eos_bias` must be a non-empty list of finite numbers"),
+        ({"eos_bias": "-1"}, "`eos_bias` must be a non-empty list of finite numbers"),
+        ({"eos_bias": [True]}, "`eos_bias` must be a number"),
+        ({"eos_token_id": -1}, "`eos_token_id` must be an integer >= 0"),
+        ({"prompt_length": None}, "`prompt_length` must be an integer >= 0"),
+    ],
+)
+def test_length_prior_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LengthPriorLogitsProcessor(**{"eos_bias": [-1.0], "eos_token_id": 0, "prompt_length": 0, **kwargs})
+    with pytest.raises(ValueError, match="shorter than `prompt_length`"):
+        LengthPriorLogitsProcessor([-1.0], 0, prompt_length=5)(
+            torch.zeros(1, 3, dtype=torch.long), torch.zeros(1, 4)
+        )
+
+
+def test_length_prior_in_generate_makes_texts_longer(tiny_model, tokenizer):
+    """A bias of +30 (odds x 1e13) ends every text at once; -30 at the first steps keeps every one going."""
+    eos = tokenizer.eos_token_id
+    batch = tokenizer(["긍정"] * 16, return_tensors="pt")
+    width = batch["input_ids"].shape[1]
+
+    def lengths(processors):
+        torch.manual_seed(0)
+        out = tiny_model.generate(
+            **batch,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=eos,
+            do_sample=True,
+            max_new_tokens=12,
+            logits_processor=LogitsProcessorList(processors),
+            **OFF,
+        )
+        new = out[:, width:]
+        return [(row == eos).nonzero()[0].item() if (row == eos).any() else new.shape[1] for row in new]
+
+    boosted = lengths([LengthPriorLogitsProcessor([30.0], eos, width)])  # EOS odds x e^30: ends at once
+    assert boosted == [0] * 16
+    held = lengths([LengthPriorLogitsProcessor([-30.0] * 4 + [0.0], eos, width)])
+    assert min(held) >= 4  # no EOS among the first 4 generated tokens
+
+
 # Built-in counterparts off (repetition_penalty=1.0, top_p=1.0, top_k=0) so nothing applies twice.
 OFF = dict(repetition_penalty=1.0, top_p=1.0, top_k=0, temperature=1.0)
 
@@ -584,6 +666,7 @@ def test_processors_are_logits_processors():
     from transformers import LogitsProcessor
 
     assert issubclass(KeepEOSProbabilityLogitsProcessor, LogitsProcessor)
+    assert issubclass(LengthPriorLogitsProcessor, LogitsProcessor)
 
     assert issubclass(NucleusLogitsProcessor, LogitsProcessor)
     assert issubclass(RepetitionPenaltyLogitsProcessor, LogitsProcessor)

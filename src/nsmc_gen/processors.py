@@ -1,6 +1,6 @@
-"""Our own logits processors: the CTRL repetition penalty (with a strict form), a fast nucleus filter, and
-a wrapper that lets other processors act on the continuation only, leaving the model's probability of
-ending the text as it is.
+"""Our own logits processors: the CTRL repetition penalty (with a strict form), a fast nucleus filter, a
+wrapper that lets other processors act on the continuation only, leaving the model's probability of
+ending the text as it is, and a length prior on that probability.
 
 Both are ``transformers.LogitsProcessor`` subclasses, ``(input_ids, scores) -> scores``, so they work in
 ``model.generate(logits_processor=LogitsProcessorList([...]))``, in pipelines and in beam search. Pass
@@ -21,7 +21,12 @@ from numbers import Real
 import torch
 from transformers import LogitsProcessor
 
-__all__ = ["KeepEOSProbabilityLogitsProcessor", "NucleusLogitsProcessor", "RepetitionPenaltyLogitsProcessor"]
+__all__ = [
+    "KeepEOSProbabilityLogitsProcessor",
+    "LengthPriorLogitsProcessor",
+    "NucleusLogitsProcessor",
+    "RepetitionPenaltyLogitsProcessor",
+]
 
 
 def _check_real(name: str, value, valid: str) -> float:
@@ -451,3 +456,73 @@ class KeepEOSProbabilityLogitsProcessor(LogitsProcessor):
         stop = torch.where(alive, stop, torch.log_softmax(stop, dim=-1))
         out = out.index_copy(1, eos, stop)
         return torch.where(finite, out, logits).to(scores.dtype)
+
+
+class LengthPriorLogitsProcessor(LogitsProcessor):
+    r"""A prior on the length of the text: after ``k`` generated tokens, the odds of ending it (EOS) are
+    multiplied by ``exp(eos_bias[k])``; the other tokens keep their relative probabilities.
+
+    That is ``eos_bias[k]`` added to the EOS scores (scores are logits or log-probabilities: a row's
+    softmax does not change when a constant is added to all of it, so adding to EOS alone moves only
+    its log-odds). Steps beyond the list use its last value. ``-inf`` scores stay ``-inf``, so a
+    forbidden EOS (``min_new_tokens``) stays forbidden. A negative bias makes texts longer.
+
+    It exists because a small language model stops too early: its EOS probabilities are pulled
+    toward EOS's average frequency, and sampling from its own text stops earlier still. A bias
+    calibrated on the lengths of generated against real texts
+    (:func:`nsmc_gen.generation.calibrate_length_prior`) gives back the real length distribution
+    without a floor that forces a text on when it has ended.
+
+    Args:
+        eos_bias: finite numbers, one per generated-token count (0, 1, 2, ...); the last one for
+            every later step.
+        eos_token_id: the end-of-text token id, or several.
+        prompt_length: the width of the prompt in ``input_ids`` (of a left-padded batch): the
+            generated-token count is ``input_ids.shape[1] - prompt_length``.
+
+    Examples:
+
+    ```python
+    >>> import torch
+    >>> from nsmc_gen.processors import LengthPriorLogitsProcessor
+    >>> prior = LengthPriorLogitsProcessor([-2.0, -1.0, 0.0], eos_token_id=0, prompt_length=3)
+    >>> probs = torch.tensor([[0.5, 0.25, 0.25]])  # EOS odds 1
+    >>> prior(torch.zeros(1, 4, dtype=torch.long), probs.log()).softmax(-1)  # 1 generated: odds e^-1
+    tensor([[0.2689, 0.3655, 0.3655]])
+    >>> prior(torch.zeros(1, 9, dtype=torch.long), probs.log()).softmax(-1)  # 6 generated: the last, 0
+    tensor([[0.5000, 0.2500, 0.2500]])
+
+    ```
+    """
+
+    def __init__(self, eos_bias: Sequence[float], eos_token_id: int | Sequence[int], prompt_length: int):
+        if isinstance(eos_bias, (str, bytes)) or not isinstance(eos_bias, Sequence) or not eos_bias:
+            raise ValueError(f"`eos_bias` must be a non-empty list of finite numbers, got {eos_bias!r}")
+        bias = [_check_real("eos_bias", b, "(a non-empty list of finite numbers)") for b in eos_bias]
+        if not all(math.isfinite(b) for b in bias):
+            raise ValueError(f"`eos_bias` must be a non-empty list of finite numbers, got {eos_bias!r}")
+        ids = [eos_token_id] if isinstance(eos_token_id, int) else eos_token_id
+        if not isinstance(ids, Sequence) or not ids or not all(_is_index(i) for i in ids):
+            raise ValueError(
+                f"`eos_token_id` must be an integer >= 0 or a non-empty list of them, got {ids!r}"
+            )
+        if not _is_index(prompt_length):
+            raise ValueError(f"`prompt_length` must be an integer >= 0, got {prompt_length!r}")
+        self.eos_bias = bias
+        self.eos_token_id = sorted(set(ids))
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        generated = input_ids.shape[-1] - self.prompt_length
+        if generated < 0:
+            raise ValueError(
+                f"`input_ids` ({input_ids.shape[-1]} columns) is shorter than `prompt_length` "
+                f"({self.prompt_length})"
+            )
+        bias = self.eos_bias[min(generated, len(self.eos_bias) - 1)]
+        eos = [i for i in self.eos_token_id if i < scores.shape[-1]]
+        if bias == 0 or not eos:
+            return scores
+        out = scores.clone()
+        out[:, eos] += bias
+        return out

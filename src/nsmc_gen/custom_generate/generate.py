@@ -21,7 +21,9 @@ values) into one :class:`~transformers.LogitsProcessorList`, in this order, per 
    config's ``keep_eos_probability`` field true, top-k and top-p act on the continuation tokens
    only and EOS keeps the probability it has before them
    (:class:`~nsmc_gen.processors.KeepEOSProbabilityLogitsProcessor`): truncation otherwise hands
-   EOS the mass it cuts from the tail, and ends texts early.
+   EOS the mass it cuts from the tail, and ends texts early. A ``length_prior`` field (a model's
+   calibrated EOS bias per generated-token count, :class:`~nsmc_gen.processors.LengthPriorLogitsProcessor`)
+   applies when sampling, after temperature and before top-k/top-p.
 
 Sentiment guidance (classifier-free guidance) contrasts the prompt with the same prompt under the
 opposite sentiment word: ``scale * (log p(x | 긍정 ...) - log p(x | 부정 ...)) + log p(x | 부정 ...)``.
@@ -50,12 +52,14 @@ from transformers.generation.logits_process import TemperatureLogitsWarper, TopK
 try:  # in a model folder: the copy of nsmc_gen/processors.py installed beside this file
     from .processors import (
         KeepEOSProbabilityLogitsProcessor,
+        LengthPriorLogitsProcessor,
         NucleusLogitsProcessor,
         RepetitionPenaltyLogitsProcessor,
     )
 except ImportError:  # in the nsmc_gen package
     from nsmc_gen.processors import (
         KeepEOSProbabilityLogitsProcessor,
+        LengthPriorLogitsProcessor,
         NucleusLogitsProcessor,
         RepetitionPenaltyLogitsProcessor,
     )
@@ -64,6 +68,9 @@ except ImportError:  # in the nsmc_gen package
 GUIDANCE_FIELD = "sentiment_guidance"
 # The generation_config.json field (bool): top-k/top-p leave EOS its untruncated probability.
 KEEP_EOS_FIELD = "keep_eos_probability"
+# The generation_config.json field (list of numbers): the model's calibrated EOS bias per generated-token
+# count, used when sampling; empty or absent: none.
+LENGTH_PRIOR_FIELD = "length_prior"
 
 
 class GuidanceLogitsProcessor(LogitsProcessor):
@@ -214,8 +221,10 @@ def our_processors(
     model: Any = None,
     negative_prompt_ids: torch.Tensor | None = None,
     negative_prompt_attention_mask: torch.Tensor | None = None,
+    prompt_length: int | None = None,
 ) -> LogitsProcessorList:
-    """Our processors for what ``config`` asks of guidance, repetition penalty, temperature, top-k, top-p.
+    """Our processors for what ``config`` asks of guidance, repetition penalty, temperature, top-k, top-p,
+    and of its ``length_prior`` (when sampling, and ``prompt_length`` is known) and ``keep_eos_probability``.
 
     In the order of the module docstring; :func:`switched_off` gives the config fields that stop
     transformers from applying them a second time. The other fields (beams, lengths, n-gram
@@ -250,6 +259,9 @@ def our_processors(
         keep = 2 if beams > 1 else 1  # beam sampling keeps a non-EOS token, as transformers does
         if config.temperature is not None and config.temperature != 1:
             processors.append(TemperatureLogitsWarper(config.temperature))
+        prior = getattr(config, LENGTH_PRIOR_FIELD, None)
+        if prior and prompt_length is not None and config.eos_token_id is not None:
+            processors.append(LengthPriorLogitsProcessor(prior, config.eos_token_id, prompt_length))
         truncation = []
         if config.top_k:
             truncation.append(TopKLogitsWarper(config.top_k, min_tokens_to_keep=keep))
@@ -294,16 +306,18 @@ def prepare(
 
     Takes what ``model.generate`` takes. The config is resolved as ``generate`` resolves it
     (arguments over ``generation_config`` over ``model.generation_config``), then split by
-    :func:`our_processors`; ``keep_eos_probability`` (a field transformers does not know) is taken
-    from the arguments too. Without ``guidance_scale``, a model whose config has the
+    :func:`our_processors`; ``keep_eos_probability`` and ``length_prior`` (fields transformers does
+    not know) are taken from the arguments too (``length_prior=[]`` switches a model's prior off).
+    Without ``guidance_scale``, a model whose config has the
     ``sentiment_guidance`` field is guided by its default scale when every prompt starts with a
     sentiment word; with ``guidance_scale`` != 1 and no ``negative_prompt_ids``, the negative
     prompts are the inputs with the opposite sentiment word.
     """
-    keep_eos = kwargs.pop(KEEP_EOS_FIELD, None)  # else a config without the field hands it to the model
+    # our fields, taken from the arguments here: a config without them would hand them to the model
+    ours = {name: kwargs.pop(name) for name in (KEEP_EOS_FIELD, LENGTH_PRIOR_FIELD) if name in kwargs}
     config, model_kwargs = model._prepare_generation_config(generation_config, **kwargs)
-    if keep_eos is not None:
-        setattr(config, KEEP_EOS_FIELD, bool(keep_eos))
+    for name, value in ours.items():
+        setattr(config, name, value)
     guidance = getattr(config, GUIDANCE_FIELD, None) or {}
     input_ids = model_kwargs.get("input_ids", model_kwargs.get("inputs"))
     if negative_prompt_ids is None and guidance.get("prompt_ids") and input_ids is not None:
@@ -320,7 +334,8 @@ def prepare(
             f"guidance_scale={config.guidance_scale} needs negative_prompt_ids, or prompts that start with a "
             "sentiment word of the model's sentiment_guidance field (guidance_scale=1 switches it off)"
         )
-    processors = our_processors(config, model, negative_prompt_ids, negative_prompt_attention_mask)
+    width = input_ids.shape[-1] if input_ids is not None else None
+    processors = our_processors(config, model, negative_prompt_ids, negative_prompt_attention_mask, width)
     processors.extend(logits_processor or [])
     # generate gets what the caller passed, in the same form (generate fills in the model's
     # defaults, as usual), with ours switched off; not the resolved config, whose every field
