@@ -134,7 +134,7 @@ def generate_row(
         sentiment=SENTIMENTS[0],
         num_return_sequences=count,
         seed=seed,
-        **{**decoding, "max_new_tokens": 2},
+        **{**decoding, "max_new_tokens": 2, "min_new_tokens": 0},
     )
     texts: list[str] = []
     labels: list[int] = []
