@@ -8,7 +8,9 @@ For batch 1, 8 and 64 and two kinds of float32 logits at vocabulary 51,200:
   vocabulary, s in [1.4, 1.6] per row, plus small noise: a nucleus of tens to hundreds).
 It prints the median milliseconds per call of NucleusLogitsProcessor, transformers' TopPLogitsWarper
 and one ``softmax`` over the same logits, then our repetition penalty against transformers' (on a
-64-token history), with the ratios. The candidates are timed in interleaved rounds so that a busy
+64-token history), then what keeping EOS's untruncated probability costs (our nucleus wrapped in
+KeepEOSProbabilityLogitsProcessor against it alone) and the length prior's cost against one softmax,
+with the ratios. The candidates are timed in interleaved rounds so that a busy
 machine slows all of them alike. CUDA rows are added when a GPU is present.
 """
 
@@ -23,7 +25,12 @@ import torch
 from transformers import RepetitionPenaltyLogitsProcessor as HFRepetitionPenalty
 from transformers import TopPLogitsWarper
 
-from nsmc_gen.processors import NucleusLogitsProcessor, RepetitionPenaltyLogitsProcessor
+from nsmc_gen.processors import (
+    KeepEOSProbabilityLogitsProcessor,
+    LengthPriorLogitsProcessor,
+    NucleusLogitsProcessor,
+    RepetitionPenaltyLogitsProcessor,
+)
 
 # Wall clock by default; --clock cpu counts this process's CPU seconds instead, which a crowded machine
 # (other processes taking turns on the cores) inflates far less. Meaningful with --threads 1 on CPU.
@@ -115,6 +122,32 @@ def penalty_rows(device: torch.device, vocab: int, rounds: int, history: int = 6
     return lines
 
 
+def eos_rows(device: torch.device, vocab: int, top_p: float, rounds: int) -> list[str]:
+    nucleus = NucleusLogitsProcessor(top_p)
+    keep = KeepEOSProbabilityLogitsProcessor(nucleus, eos_token_id=1)
+    lines = []
+    for batch in (1, 8, 64):
+        logits = peaked_logits(batch, vocab, torch.Generator().manual_seed(batch)).to(device)
+        input_ids = torch.zeros(batch, 20, dtype=torch.long, device=device)
+        prior = LengthPriorLogitsProcessor([-2.0] * 32, eos_token_id=1, prompt_length=4)
+        ms = time_interleaved(
+            {
+                "keep": partial(keep, None, logits),
+                "nucleus": partial(nucleus, None, logits),
+                "prior": partial(prior, input_ids, logits),
+                "softmax": partial(torch.softmax, logits, dim=-1),
+            },
+            rounds,
+            device,
+        )
+        lines.append(
+            f"{device.type:>6} {batch:>5} {ms['keep']:>9.3f} {ms['nucleus']:>9.3f} {ms['prior']:>9.3f} "
+            f"{ms['softmax']:>9.3f} {ms['keep'] / ms['nucleus']:>10.2f}x "
+            f"{ms['prior'] / ms['softmax']:>10.2f}x"
+        )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
@@ -144,6 +177,13 @@ def main() -> None:
     print(f"{'device':>6} {'ours':>20} {'batch':>5} {'ours':>9} {'hf':>9} {'hf/ours':>10}")
     for device in devices:
         print("\n".join(penalty_rows(device, args.vocab, args.rounds)))
+    print("\nEOS (peaked logits): median ms per call (nucleus, EOS kept / nucleus / length prior / softmax)")
+    print(
+        f"{'device':>6} {'batch':>5} {'keep+nuc':>9} {'nucleus':>9} {'prior':>9} {'softmax':>9} "
+        f"{'keep/nuc':>11} {'prior/sm':>11}"
+    )
+    for device in devices:
+        print("\n".join(eos_rows(device, args.vocab, args.top_p, args.rounds)))
 
 
 if __name__ == "__main__":

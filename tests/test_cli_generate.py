@@ -7,7 +7,12 @@ import json
 import pytest
 
 from nsmc_gen.cli import main
-from nsmc_gen.decoding import DEFAULT_GUIDANCE_SCALE
+from nsmc_gen.decoding import (
+    DECODING_DEFAULTS,
+    DEFAULT_GUIDANCE_SCALE,
+    DEFAULT_KEEP_EOS_PROBABILITY,
+    DEFAULT_USE_LENGTH_PRIOR,
+)
 from nsmc_gen.generation import generate_reviews
 from nsmc_gen.modeling import load_model_and_tokenizer
 
@@ -83,9 +88,13 @@ def test_json_records_and_seeds(capsys, tiny_model_dir):
         "strategy": "top-p",
         "top_p": 0.8,
         "temperature": 1.0,
+        "keep_eos_probability": DEFAULT_KEEP_EOS_PROBABILITY,
+        "length_prior": DEFAULT_USE_LENGTH_PRIOR,
         "repetition_penalty": 1.3,
         "no_repeat_ngram_size": 0,
-        "min_new_tokens": 6,  # the default minimum (8) yields to the shorter maximum
+        "min_new_tokens": min(
+            DECODING_DEFAULTS["min_new_tokens"], 6
+        ),  # a default floor yields to the maximum
         "max_new_tokens": 6,
         "guidance_scale": DEFAULT_GUIDANCE_SCALE,
     }

@@ -102,6 +102,44 @@ def test_sentiment_control_hand_computed(metrics):
         sentiment_control_accuracy(["좋다"], [1, 0], KeywordJudge())
 
 
+def test_discriminator_known_answers(metrics):
+    disc = metrics["discriminator"]
+    real = [f"정말 재밌는 영화 {i}번째 관람" for i in range(30)]
+    fake = [f"movie number {i} was fine" for i in range(30)]
+    assert disc.compute(predictions=fake, references=real)["discriminator_accuracy"] == 1.0
+    # identical sets: nothing to tell apart (equal texts share a fold, so no copy is learnt from its twin)
+    same = disc.compute(predictions=real, references=real)
+    assert same["discriminator_accuracy"] == pytest.approx(0.5, abs=0.05)
+    assert set(same) == {"discriminator_accuracy", "discriminator_accuracy_std"}
+
+
+def test_discriminator_on_two_samples_of_real_reviews_is_near_chance(metrics, sample_rows):
+    texts = [r["document"] for r in sample_rows]
+    result = metrics["discriminator"].compute(predictions=texts[:200], references=texts[200:400], seed=1)
+    assert 0.4 <= result["discriminator_accuracy"] <= 0.6, result
+    # the same real reviews against a caricature of generated ones (every review ends the same way)
+    fake = [t + " 입니다." for t in texts[400:600]]
+    caricature = metrics["discriminator"].compute(predictions=fake, references=texts[:200])
+    assert caricature["discriminator_accuracy"] > 0.9
+
+
+def test_study_realness_column_compares_equal_numbers_of_texts(metrics):
+    from nsmc_gen.evaluation.study import realness
+
+    real = [f"정말 재밌는 영화 {i}번째 관람" for i in range(10)]
+    fake = [f"movie number {i} was fine" for i in range(10)]
+    assert realness(fake, real, metrics) == 1.0
+    assert realness(fake, real[:9], metrics) is None  # chance would not be 0.5
+    assert realness(fake[:4], real[:4], metrics) is None  # too few for 5 folds
+
+
+def test_discriminator_rejects_bad_input(metrics):
+    with pytest.raises(ValueError, match="folds must be an integer in \\[2, 3\\]"):
+        metrics["discriminator"].compute(predictions=["a", "b", "c"], references=["d", "e", "f"], folds=4)
+    with pytest.raises(ValueError, match="Mismatch in the number of predictions"):
+        metrics["discriminator"].compute(predictions=["a", "b"], references=["c"])
+
+
 # --- scoring, perplexity and the Bayes judge on a tiny model ------------------------------------
 
 
@@ -227,6 +265,7 @@ def fake_report(rows=("greedy", "top-p-0.92", "guidance-2")):
             "mean_length": 20.0 + i,
             "short_share": 0.05,
             "known_words": 0.7,
+            "discriminator": 0.9 - 0.1 * i if i else None,
             "tokens_per_s": 123.4 if i else None,
             "examples": {"negative": ["별로"], "positive": ["최고의 영화"]},
         }
@@ -263,7 +302,8 @@ def test_write_report_writes_table_json_and_png(tmp_path):
     assert len(table) == 1 + len(report["rows"]) + 1  # header, rows, the human reference
     assert all(line.count("|") == len(COLUMNS) + 3 for line in table)
     assert table[1].startswith("| greedy | strategy=greedy | 0.50 |")  # neutral knobs not repeated
-    assert table[2].endswith(" 123 |") and table[1].endswith(" - |")  # greedy's missing speed: "-"
+    assert table[2].endswith(" 0.80 | 123 |") and table[1].endswith(" - | - |")  # missing values: "-"
+    assert "| real vs generated | tokens/s |" in table[0]
     assert "**42.00**" in paths["markdown"].read_text(encoding="utf-8")
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -294,12 +334,20 @@ def test_study_rows_cover_the_lesson():
         "guidance-3",
     } <= set(STUDY_ROWS)
     assert STUDY_ROWS["penalty-strict"]["repetition_penalty"] == math.inf
-    # rows outside the guidance family never guide; the guidance family varies nothing else
+    # rows outside the guidance family never guide; the guidance family varies nothing else; the eos
+    # rows vary the default decoding by one of its EOS settings
     assert all(
         d.get("guidance_scale", 1.0) == 1.0
         for n, d in STUDY_ROWS.items()
-        if not n.startswith(("guidance", "default"))
+        if not n.startswith(("guidance", "default", "eos-"))
     )
+    eos_rows = {n: d for n, d in STUDY_ROWS.items() if family(n) == "eos"}
+    assert {k for d in eos_rows.values() for k in d} == {
+        "keep_eos_probability",
+        "length_prior",
+        "min_new_tokens",
+    }
+    assert STUDY_ROWS["eos-floor-8"] == {"min_new_tokens": 8} and DECODING_DEFAULTS["min_new_tokens"] == 0
     assert {family(n) for n in STUDY_ROWS} == {
         "greedy",
         "beam",
@@ -309,6 +357,7 @@ def test_study_rows_cover_the_lesson():
         "penalty",
         "no-repeat",
         "guidance",
+        "eos",
         "default",
     }
 
@@ -316,7 +365,7 @@ def test_study_rows_cover_the_lesson():
 # --- the decoding study, end to end on the tiny model ---------------------------------------------
 
 DEFAULT_TOP_P_ROW = f"top-p-{DECODING_DEFAULTS['top_p']}"  # penalty-1.0 decodes exactly like it
-STUDY_SUBSET = ["greedy", "beam-2", DEFAULT_TOP_P_ROW, "penalty-1.0", "guidance-2"]
+STUDY_SUBSET = ["greedy", "beam-2", DEFAULT_TOP_P_ROW, "penalty-1.0", "guidance-2", "eos-floor-8"]
 
 
 @pytest.fixture(scope="module")
@@ -352,10 +401,12 @@ def test_study_end_to_end_on_the_tiny_model(tmp_path, tokenizer, sample_judge, s
     for name, row in by_name.items():
         for key in ("control", "control_bayes", "distinct_1", "distinct_2", "self_bleu", "repetition_rate"):
             assert 0.0 <= row[key] <= 1.0, (name, key, row[key])
+        assert row["discriminator"] is None  # 2 + 2 reviews: too few for 5 folds
         assert row["mean_length"] > 0 and row["tokens_per_s"] > 0
     # greedy writes one review per sentiment: two copies each, so distinct-1 is at most 1/2
     assert by_name["greedy"]["deterministic"] and by_name["greedy"]["distinct_1"] <= 0.5
     assert len(by_name["greedy"]["examples"]["positive"]) == 1
+    assert by_name["eos-floor-8"]["short_share"] == 0  # 8 tokens at least (the warm-up caps it too)
     # the same decoding is generated once and measured alike
     same = ("control", "distinct_2", "self_bleu", "mean_length")
     assert [by_name["penalty-1.0"][k] for k in same] == [by_name[DEFAULT_TOP_P_ROW][k] for k in same]

@@ -23,17 +23,31 @@ from transformers import (
 
 from nsmc_gen.custom_generate import generate as custom_generate
 from nsmc_gen.custom_generate.generate import GuidanceLogitsProcessor, opposite_sentiment_prompts
-from nsmc_gen.decoding import DECODING_DEFAULTS, DEFAULT_GUIDANCE_SCALE, recommended_generation_config
+from nsmc_gen.decoding import (
+    DECODING_DEFAULTS,
+    DEFAULT_GUIDANCE_SCALE,
+    DEFAULT_KEEP_EOS_PROBABILITY,
+    DEFAULT_USE_LENGTH_PRIOR,
+    recommended_generation_config,
+)
 from nsmc_gen.formatting import ReviewFormat
 from nsmc_gen.generation import (
     build_generate_kwargs,
+    calibrate_length_prior,
     decoding_settings,
     generate_reviews,
     install_custom_generate,
+    save_length_prior,
+    stop_rates,
     strategy_knobs,
     stream_review,
 )
-from nsmc_gen.processors import NucleusLogitsProcessor, RepetitionPenaltyLogitsProcessor
+from nsmc_gen.processors import (
+    KeepEOSProbabilityLogitsProcessor,
+    LengthPriorLogitsProcessor,
+    NucleusLogitsProcessor,
+    RepetitionPenaltyLogitsProcessor,
+)
 
 FMT = ReviewFormat()
 
@@ -54,10 +68,10 @@ STRATEGY_CASES = [
     ("greedy", {}, ["RepetitionPenaltyLogitsProcessor"]),
     ("beam", {"num_beams": 3}, ["RepetitionPenaltyLogitsProcessor"]),
     ("sampling", {"temperature": 0.7}, ["RepetitionPenaltyLogitsProcessor", "TemperatureLogitsWarper"]),
-    ("top-k", {"top_k": 20}, ["RepetitionPenaltyLogitsProcessor", "TopKLogitsWarper"]),
+    ("top-k", {"top_k": 20}, ["RepetitionPenaltyLogitsProcessor", "KeepEOSProbabilityLogitsProcessor"]),
     (
         "top-p",
-        {"top_p": 0.8, "temperature": 0.9},
+        {"top_p": 0.8, "temperature": 0.9, "keep_eos_probability": False},
         ["RepetitionPenaltyLogitsProcessor", "TemperatureLogitsWarper", "NucleusLogitsProcessor"],
     ),
 ]
@@ -88,16 +102,20 @@ def test_defaults_come_from_decoding(tiny_model, tokenizer):
     settings = decoding_settings(sentiment="positive")
     assert settings == {
         "strategy": "top-p",
-        "top_p": 0.8,
+        "top_p": DECODING_DEFAULTS["top_p"],
         "temperature": 1.0,
-        "repetition_penalty": 1.2,
+        "keep_eos_probability": DEFAULT_KEEP_EOS_PROBABILITY,
+        "length_prior": DEFAULT_USE_LENGTH_PRIOR,
+        "repetition_penalty": DECODING_DEFAULTS["repetition_penalty"],
         "no_repeat_ngram_size": 0,
-        "min_new_tokens": 8,
-        "max_new_tokens": 64,
+        "min_new_tokens": DECODING_DEFAULTS["min_new_tokens"],
+        "max_new_tokens": DECODING_DEFAULTS["max_new_tokens"],
         "guidance_scale": DEFAULT_GUIDANCE_SCALE,
     }
     assert decoding_settings(sentiment=None)["guidance_scale"] == 1.0  # nothing to guide against
-    assert list(strategy_knobs("top-k")) == ["top_k", "temperature", *list(settings)[3:-1]]
+    assert list(strategy_knobs("top-k")) == ["top_k", *list(settings)[2:-1]]
+    assert "keep_eos_probability" not in strategy_knobs("sampling")  # nothing is truncated
+    assert "length_prior" not in strategy_knobs("greedy")  # a prior on sampled lengths
 
 
 @pytest.mark.parametrize(
@@ -106,17 +124,20 @@ def test_defaults_come_from_decoding(tiny_model, tokenizer):
         (
             "greedy",
             {"repetition_penalty": 1.3},
-            lambda: [RepetitionPenaltyLogitsProcessor(1.3, pad_token_id=2)],
+            lambda width: [RepetitionPenaltyLogitsProcessor(1.3, pad_token_id=2)],
         ),
         (
             "sampling",
             {"temperature": 0.8, "repetition_penalty": 1.3},
-            lambda: [RepetitionPenaltyLogitsProcessor(1.3, pad_token_id=2), TemperatureLogitsWarper(0.8)],
+            lambda width: [
+                RepetitionPenaltyLogitsProcessor(1.3, pad_token_id=2),
+                TemperatureLogitsWarper(0.8),
+            ],
         ),
         (
             "top-k",
-            {"top_k": 7, "temperature": 0.8, "repetition_penalty": 1.3},
-            lambda: [
+            {"top_k": 7, "temperature": 0.8, "repetition_penalty": 1.3, "keep_eos_probability": False},
+            lambda width: [
                 RepetitionPenaltyLogitsProcessor(1.3, pad_token_id=2),
                 TemperatureLogitsWarper(0.8),
                 TopKLogitsWarper(7),
@@ -124,18 +145,27 @@ def test_defaults_come_from_decoding(tiny_model, tokenizer):
         ),
         (
             "top-p",
-            {"top_p": 0.5, "temperature": 0.8, "repetition_penalty": 1.3},
-            lambda: [
+            {"top_p": 0.5, "temperature": 0.8, "repetition_penalty": 1.3, "keep_eos_probability": False},
+            lambda width: [
                 RepetitionPenaltyLogitsProcessor(1.3, pad_token_id=2),
                 TemperatureLogitsWarper(0.8),
                 NucleusLogitsProcessor(0.5),
+            ],
+        ),
+        (
+            "top-p",
+            {"top_p": 0.5, "length_prior": [-1.0, -0.5]},  # the defaults: EOS keeps its probability
+            lambda width: [
+                RepetitionPenaltyLogitsProcessor(1.2, pad_token_id=2),
+                LengthPriorLogitsProcessor([-1.0, -0.5], eos_token_id=1, prompt_length=width),
+                KeepEOSProbabilityLogitsProcessor([NucleusLogitsProcessor(0.5)], eos_token_id=1),
             ],
         ),
     ],
 )
 def test_generate_applies_each_processor_exactly_once(tiny_model, tokenizer, strategy, knobs, reference):
     """The scores generate samples from == the raw logits through each processor ONCE, in order."""
-    assert tokenizer.pad_token_id == 2
+    assert (tokenizer.pad_token_id, tokenizer.eos_token_id) == (2, 1)
     kwargs = build_generate_kwargs(
         tiny_model,
         tokenizer,
@@ -143,14 +173,13 @@ def test_generate_applies_each_processor_exactly_once(tiny_model, tokenizer, str
         "이 영화",
         strategy=strategy,
         guidance_scale=1,
-        min_new_tokens=0,  # the default floor masks EOS: the references apply only the processors
         max_new_tokens=4,
         **knobs,
     )
     set_seed(0)
     out = tiny_model.generate(**kwargs, output_scores=True, output_logits=True, return_dict_in_generate=True)
     width = kwargs["input_ids"].shape[1]
-    expected_processors = LogitsProcessorList(reference())
+    expected_processors = LogitsProcessorList(reference(width))
     for step, (scores, logits) in enumerate(zip(out.scores, out.logits, strict=True)):
         expected = expected_processors(out.sequences[:, : width + step], logits.clone())
         torch.testing.assert_close(scores, expected, rtol=0, atol=0)
@@ -235,6 +264,132 @@ def test_no_repeat_ngram_and_min_new_tokens_stay_with_transformers(tiny_model, t
     generated = sequences[0, width:].tolist()
     assert len(generated) == 12 and tokenizer.eos_token_id not in generated
     assert len(set(sequences[0].tolist())) == sequences.shape[1]  # unigrams never repeat
+
+
+# --- EOS: its untruncated probability and the length prior -------------------------------------
+
+
+def test_length_prior_knob_takes_the_models_own_none_or_a_given_one(tiny_model, tokenizer):
+    def prior(**knobs):
+        kwargs = build_generate_kwargs(tiny_model, tokenizer, "positive", guidance_scale=1, **knobs)
+        found = [p for p in kwargs["logits_processor"] if isinstance(p, LengthPriorLogitsProcessor)]
+        return found[0].eos_bias if found else None
+
+    assert prior() is None  # the model has none
+    tiny_model.generation_config.length_prior = [-2.0, -1.0]  # as from_pretrained reads the field
+    assert prior() == [-2.0, -1.0]
+    assert prior(length_prior=False) is None
+    assert prior(length_prior=[0.5]) == [0.5]
+    assert prior(strategy="sampling") == [-2.0, -1.0]
+    kwargs = build_generate_kwargs(tiny_model, tokenizer, "positive", strategy="greedy")
+    assert not any(isinstance(p, LengthPriorLogitsProcessor) for p in kwargs["logits_processor"])
+    with pytest.raises(
+        ValueError, match="length_prior must be True .*, False .* or a list of finite numbers"
+    ):
+        build_generate_kwargs(tiny_model, tokenizer, "positive", length_prior=[math.nan])
+
+
+def test_keep_eos_probability_wraps_top_k_and_top_p(tiny_model, tokenizer):
+    for strategy, inner in (("top-k", TopKLogitsWarper), ("top-p", NucleusLogitsProcessor)):
+        kwargs = build_generate_kwargs(tiny_model, tokenizer, "positive", strategy=strategy, guidance_scale=1)
+        last = kwargs["logits_processor"][-1]
+        assert isinstance(last, KeepEOSProbabilityLogitsProcessor) and last.eos_token_id == [1]
+        assert [type(p) for p in last.processors] == [inner]
+        kwargs = build_generate_kwargs(
+            tiny_model, tokenizer, "positive", strategy=strategy, keep_eos_probability=False
+        )
+        assert isinstance(kwargs["logits_processor"][-1], inner)
+    with pytest.raises(ValueError, match="keep_eos_probability must be True or False, got 1"):
+        build_generate_kwargs(tiny_model, tokenizer, "positive", keep_eos_probability=1)
+
+
+def constant_stop_model(tokenizer, stop_probability):
+    """A GPT-2 whose next-token distribution is the same at every step: EOS with ``stop_probability``,
+    every other token alike. The final layer norm outputs a constant vector (weight 0, bias e_0), so
+    the logits are the first column of the LM head: 0 for every token but EOS."""
+    from conftest import build_tiny_model
+
+    model = build_tiny_model(tokenizer)
+    with torch.no_grad():
+        model.transformer.ln_f.weight.zero_()
+        model.transformer.ln_f.bias.zero_()
+        model.transformer.ln_f.bias[0] = 1.0
+        model.lm_head.weight.zero_()  # tied to the input embeddings: the inputs no longer matter either
+        others = model.config.vocab_size - 1
+        model.lm_head.weight[tokenizer.eos_token_id, 0] = math.log(
+            stop_probability / (1 - stop_probability) * others
+        )
+    return model
+
+
+def test_calibrated_length_prior_gives_back_the_reference_lengths(tokenizer):
+    """A model that stops with probability 0.4 at every step writes ~1.5-token texts; the reference
+    texts have 6 tokens or so. The calibrated prior must bring the sampled lengths to the reference's."""
+    model = constant_stop_model(tokenizer, 0.4)
+    reference = [" ".join(["영화"] * n) for n in (4, 5, 6, 6, 7, 8) * 10]
+    counts = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in reference]
+    target = sum(counts) / len(counts)
+
+    def mean_tokens(**knobs):
+        texts = []
+        for sentiment in ("positive", "negative"):
+            texts += generate_reviews(
+                model,
+                tokenizer,
+                sentiment,
+                num_return_sequences=100,
+                seed=5,
+                guidance_scale=1,
+                repetition_penalty=1.0,
+                max_new_tokens=24,
+                **knobs,
+            )
+        return sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts) / len(texts)
+
+    before = mean_tokens()
+    prior = calibrate_length_prior(
+        model,
+        tokenizer,
+        reference,
+        rounds=2,
+        num_reviews=100,
+        steps=12,
+        guidance_scale=1,
+        repetition_penalty=1.0,
+        max_new_tokens=24,
+    )
+    after = mean_tokens(length_prior=prior)
+    assert before < 0.5 * target and abs(after - target) < 0.25 * target, (before, after, target, prior)
+    assert prior[1] < -1  # after 1 token the model stops 0.4 of the time, the reference never
+
+
+def test_stop_rates_and_calibration_arguments(tiny_model, tokenizer):
+    assert stop_rates([1, 1, 2, 5], steps=3) == [(0, 4), (2, 4), (2, 5)]
+    for name, value in (("rounds", 0), ("num_reviews", 0), ("steps", 1)):
+        with pytest.raises(ValueError, match=f"{name} must be an integer >= "):
+            calibrate_length_prior(tiny_model, tokenizer, ["영화"], **{name: value})
+    with pytest.raises(ValueError, match="reference_texts must hold at least one text"):
+        calibrate_length_prior(tiny_model, tokenizer, [])
+
+
+def test_save_length_prior_round_trips_through_the_folder(tmp_path, tiny_model, tokenizer):
+    from transformers import AutoModelForCausalLM
+
+    folder = tmp_path / "model"
+    tiny_model.generation_config = recommended_generation_config(tokenizer)
+    tiny_model.save_pretrained(folder)
+    save_length_prior(folder, [-2, -1.5])
+    reloaded = AutoModelForCausalLM.from_pretrained(folder)
+    assert reloaded.generation_config.length_prior == [-2.0, -1.5]
+    assert reloaded.generation_config.sentiment_guidance  # the other fields survive
+    kwargs = build_generate_kwargs(reloaded, tokenizer, "positive")
+    assert [p.eos_bias for p in kwargs["logits_processor"] if isinstance(p, LengthPriorLogitsProcessor)] == [
+        [-2.0, -1.5]
+    ]
+    with pytest.raises(ValueError, match="prior must be a list of finite numbers"):
+        save_length_prior(folder, [math.inf])
+    with pytest.raises(FileNotFoundError, match="generation_config.json"):
+        save_length_prior(tmp_path / "nothing", [-1.0])
 
 
 # --- prompts and texts --------------------------------------------------------------------------
@@ -561,7 +716,9 @@ PIPELINES = textwrap.dedent(
 def test_both_pipeline_paths_from_a_fresh_process_decode_like_nsmc_gen(tmp_path, tiny_model, tokenizer):
     """Plain pipeline (no remote code) == unguided nsmc-gen decoding; with remote code == guided."""
     folder = tmp_path / "model"
-    tiny_model.generation_config = recommended_generation_config(tokenizer)
+    tiny_model.generation_config = recommended_generation_config(
+        tokenizer, length_prior=[0.0, 0.0, 0.0, 30.0]
+    )
     tiny_model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     install_custom_generate(folder)
@@ -577,6 +734,9 @@ def test_both_pipeline_paths_from_a_fresh_process_decode_like_nsmc_gen(tmp_path,
             tiny_model, tokenizer, "positive", num_return_sequences=3, seed=0, max_new_tokens=10, **extra
         )
 
-    assert got["plain"] == ours(guidance_scale=1) == got["remote_unguided"]
-    assert got["remote"] == ours() != got["plain"]
+    # plain transformers knows neither the length prior nor keep_eos_probability; remote code does (the
+    # folder's prior, EOS odds x e^30 after 3 tokens, ends the remote reviews early)
+    assert got["plain"] == ours(guidance_scale=1, length_prior=False, keep_eos_probability=False)
+    assert got["remote_unguided"] == ours(guidance_scale=1) != got["plain"]
+    assert got["remote"] == ours() != got["remote_unguided"]
     assert got["remote_3"] == ours(guidance_scale=3.0)

@@ -13,10 +13,15 @@ import math
 
 import pytest
 import torch
-from transformers import LogitsProcessorList, TopPLogitsWarper
+from transformers import LogitsProcessorList, TopKLogitsWarper, TopPLogitsWarper
 from transformers import RepetitionPenaltyLogitsProcessor as HFRepetitionPenalty
 
-from nsmc_gen.processors import NucleusLogitsProcessor, RepetitionPenaltyLogitsProcessor
+from nsmc_gen.processors import (
+    KeepEOSProbabilityLogitsProcessor,
+    LengthPriorLogitsProcessor,
+    NucleusLogitsProcessor,
+    RepetitionPenaltyLogitsProcessor,
+)
 
 INF = float("inf")
 TOLERANCE = 1e-5  # float32 rounding of a cumulative probability
@@ -337,6 +342,222 @@ def test_penalty_rejects_bad_options(option, value):
 
 # ---------------------------------------------------------------- inside generate()
 
+# ---------------------------------------------------------------- keep EOS probability: a float64 reference
+
+
+def keep_eos_reference(logits, eos, keep):
+    """float64: each EOS token keeps softmax(logits)[eos]; the rest, 1 - P(EOS), goes to the
+    continuation tokens that ``keep`` (continuation probabilities -> kept mask) keeps, in proportion."""
+    p = logits.double().softmax(dim=-1)
+    continuation = p.clone()
+    continuation[:, eos] = 0
+    q = torch.where(keep(continuation / continuation.sum(-1, keepdim=True)), continuation, 0.0)
+    q = q / q.sum(-1, keepdim=True) * (1 - p[:, eos].sum(-1, keepdim=True))
+    q[:, eos] = p[:, eos]
+    return q
+
+
+def nucleus_mask(top_p):
+    """The smallest set of most probable tokens reaching top_p (float64; random scores: no ties)."""
+
+    def keep(probs):
+        values, order = probs.sort(dim=-1, descending=True)
+        before = values.cumsum(-1) - values
+        return torch.zeros_like(probs, dtype=torch.bool).scatter(1, order, before < top_p)
+
+    return keep
+
+
+def top_k_mask(k):
+    def keep(probs):
+        return torch.zeros_like(probs, dtype=torch.bool).scatter(1, probs.topk(k, dim=-1).indices, True)
+
+    return keep
+
+
+def top_k_then_nucleus_mask(k, top_p):
+    """top-k, then a nucleus of top_p of what top-k kept (renormalised)."""
+
+    def keep(probs):
+        kept = top_k_mask(k)(probs)
+        rest = torch.where(kept, probs, 0.0)
+        return kept & nucleus_mask(top_p)(rest / rest.sum(-1, keepdim=True))
+
+    return keep
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize(
+    ("truncation", "mask"),
+    [
+        (lambda: NucleusLogitsProcessor(0.5), nucleus_mask(0.5)),
+        (lambda: NucleusLogitsProcessor(0.9), nucleus_mask(0.9)),
+        (lambda: TopKLogitsWarper(5), top_k_mask(5)),
+        (lambda: [TopKLogitsWarper(20), NucleusLogitsProcessor(0.8)], top_k_then_nucleus_mask(20, 0.8)),
+    ],
+    ids=["top-p-0.5", "top-p-0.9", "top-k-5", "top-k-20+top-p-0.8"],
+)
+def test_keep_eos_matches_a_float64_reference(seed, truncation, mask):
+    g = torch.Generator().manual_seed(seed)
+    batch, vocab = 9, int(torch.randint(30, 3000, (1,), generator=g))
+    eos = [0] if seed % 2 else [0, 3]
+    logits = flat_logits(batch, vocab, g, scale=1 + seed % 4) if seed % 3 else peaked_logits(batch, vocab, g)
+    logits[1, eos] += 8.0  # EOS very probable
+    logits[2, eos] -= 8.0  # EOS improbable
+    logits[3, eos] = -INF  # EOS forbidden (min_new_tokens)
+    out = KeepEOSProbabilityLogitsProcessor(truncation(), eos_token_id=eos)(None, logits)
+    expected = keep_eos_reference(logits, eos, mask)
+    assert out.dtype == logits.dtype
+    assert torch.equal(out > -INF, expected > 0)  # the same tokens kept
+    torch.testing.assert_close(out.double().exp(), expected, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(
+        out.double().exp().sum(-1), torch.ones(batch, dtype=torch.float64), atol=1e-5, rtol=0
+    )
+
+
+def test_keep_eos_example_from_the_docstring():
+    probs = torch.tensor([[0.4, 0.3, 0.1, 0.1, 0.1]])
+    plain = NucleusLogitsProcessor(0.7)(None, probs.log()).softmax(-1)
+    keep = KeepEOSProbabilityLogitsProcessor(NucleusLogitsProcessor(0.7), eos_token_id=0)
+    kept = keep(None, probs.log()).exp()
+    assert plain[0, 0] == pytest.approx(0.4 / 0.7)  # plain top-p: EOS gets the cut mass too
+    assert kept[0].tolist() == pytest.approx([0.4, 0.36, 0.12, 0.12, 0.0])
+
+
+def test_keep_eos_without_processors_is_the_softmax():
+    g = torch.Generator().manual_seed(0)
+    logits = flat_logits(4, 100, g)
+    out = KeepEOSProbabilityLogitsProcessor([], eos_token_id=[5, 7])(None, logits)
+    torch.testing.assert_close(out, logits.log_softmax(-1))
+
+
+def test_keep_eos_edge_rows():
+    vocab = 6
+    logits = torch.tensor(
+        [
+            [0.0, -INF, -INF, -INF, -INF, -INF],  # only EOS possible
+            [-INF] * vocab,  # nothing possible: returned as it is
+            [1.0, 2.0, 0.5, -INF, 0.0, 0.0],
+        ]
+    )
+    out = KeepEOSProbabilityLogitsProcessor(NucleusLogitsProcessor(0.5), eos_token_id=[0, 99])(None, logits)
+    assert out[0].tolist() == [0.0] + [-INF] * 5
+    assert out[1].tolist() == [-INF] * vocab
+    p = logits[2].softmax(-1).tolist()
+    assert out[2].exp().tolist() == pytest.approx([p[0], 1 - p[0], 0, 0, 0, 0], abs=1e-6)
+
+    class RemoveAll:
+        def __call__(self, input_ids, scores):
+            return torch.full_like(scores, -INF)
+
+    # processors that leave no continuation: the mass goes to EOS, shared as the scores share it
+    out = KeepEOSProbabilityLogitsProcessor(RemoveAll(), eos_token_id=[0, 2])(None, logits[2:])
+    q = logits[2, [0, 2]].softmax(-1).tolist()
+    assert out[0].exp().tolist() == pytest.approx([q[0], 0, q[1], 0, 0, 0], abs=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_keep_eos_half_precision_returns_the_input_dtype(dtype):
+    logits = flat_logits(3, 500, torch.Generator().manual_seed(1)).to(dtype)
+    out = KeepEOSProbabilityLogitsProcessor(NucleusLogitsProcessor(0.8), eos_token_id=0)(None, logits)
+    assert out.dtype == dtype
+    assert torch.equal(out[:, 0], logits.float().log_softmax(-1)[:, 0].to(dtype))  # decided in float32
+
+
+@pytest.mark.parametrize("eos_token_id", [True, -1, [], "2", None, [1, 2.0]])
+def test_keep_eos_rejects_bad_eos_token_id(eos_token_id):
+    with pytest.raises(ValueError, match="`eos_token_id` must be an integer >= 0"):
+        KeepEOSProbabilityLogitsProcessor([], eos_token_id=eos_token_id)
+
+
+def test_keep_eos_rejects_non_processors_and_bad_scores():
+    with pytest.raises(ValueError, match="`processors` must be a LogitsProcessor or a sequence of them"):
+        KeepEOSProbabilityLogitsProcessor([0.9], eos_token_id=0)
+    with pytest.raises(ValueError, match="`scores` must be 2-D"):
+        KeepEOSProbabilityLogitsProcessor([], eos_token_id=0)(None, torch.zeros(5))
+
+
+# ---------------------------------------------------------------- length prior
+
+
+@pytest.mark.parametrize("generated", [0, 1, 2, 7])
+def test_length_prior_multiplies_the_stop_odds_and_nothing_else(generated):
+    g = torch.Generator().manual_seed(generated)
+    logits = flat_logits(5, 300, g)
+    logits[1, 4] = -INF  # a forbidden EOS stays forbidden
+    before = logits.clone()
+    bias = [-3.0, -1.5, 0.5]
+    prior = LengthPriorLogitsProcessor(bias, eos_token_id=[4, 9], prompt_length=6)
+    out = prior(torch.zeros(5, 6 + generated, dtype=torch.long), logits)
+    b = bias[min(generated, len(bias) - 1)]
+    p, q = logits.double().softmax(-1), out.double().softmax(-1)
+    stop_p, stop_q = p[:, [4, 9]].sum(-1), q[:, [4, 9]].sum(-1)
+    close = dict(rtol=1e-6, atol=1e-9)  # float32 logits
+    torch.testing.assert_close(stop_q / (1 - stop_q), stop_p / (1 - stop_p) * math.exp(b), **close)
+    rest = torch.ones(300, dtype=torch.bool)
+    rest[[4, 9]] = False
+    torch.testing.assert_close(
+        q[:, rest] / (1 - stop_q)[:, None], p[:, rest] / (1 - stop_p)[:, None], **close
+    )
+    torch.testing.assert_close(q[:, 4] / q[:, 9], p[:, 4] / p[:, 9], **close)  # EOS ids keep their ratio
+    assert out[1, 4] == -INF
+    assert torch.equal(logits, before)  # the input is left alone
+
+
+def test_length_prior_zero_bias_is_a_no_op_and_ids_beyond_the_head_are_ignored():
+    logits = torch.randn(2, 10)
+    prior = LengthPriorLogitsProcessor([0.0, -1.0], eos_token_id=[3, 50], prompt_length=2)
+    assert prior(torch.zeros(2, 2, dtype=torch.long), logits) is logits
+    out = prior(torch.zeros(2, 5, dtype=torch.long), logits)
+    assert torch.equal(out[:, 3], logits[:, 3] - 1) and torch.equal(out[:, :3], logits[:, :3])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"eos_bias": []}, "`eos_bias` must be a non-empty list of finite numbers"),
+        ({"eos_bias": [0.0, math.inf]}, "`eos_bias` must be a non-empty list of finite numbers"),
+        ({"eos_bias": "-1"}, "`eos_bias` must be a non-empty list of finite numbers"),
+        ({"eos_bias": [True]}, "`eos_bias` must be a number"),
+        ({"eos_token_id": -1}, "`eos_token_id` must be an integer >= 0"),
+        ({"prompt_length": None}, "`prompt_length` must be an integer >= 0"),
+    ],
+)
+def test_length_prior_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LengthPriorLogitsProcessor(**{"eos_bias": [-1.0], "eos_token_id": 0, "prompt_length": 0, **kwargs})
+    with pytest.raises(ValueError, match="shorter than `prompt_length`"):
+        LengthPriorLogitsProcessor([-1.0], 0, prompt_length=5)(
+            torch.zeros(1, 3, dtype=torch.long), torch.zeros(1, 4)
+        )
+
+
+def test_length_prior_in_generate_makes_texts_longer(tiny_model, tokenizer):
+    """A bias of +30 (odds x 1e13) ends every text at once; -30 at the first steps keeps every one going."""
+    eos = tokenizer.eos_token_id
+    batch = tokenizer(["긍정"] * 16, return_tensors="pt")
+    width = batch["input_ids"].shape[1]
+
+    def lengths(processors):
+        torch.manual_seed(0)
+        out = tiny_model.generate(
+            **batch,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=eos,
+            do_sample=True,
+            max_new_tokens=12,
+            logits_processor=LogitsProcessorList(processors),
+            **OFF,
+        )
+        new = out[:, width:]
+        return [(row == eos).nonzero()[0].item() if (row == eos).any() else new.shape[1] for row in new]
+
+    boosted = lengths([LengthPriorLogitsProcessor([30.0], eos, width)])  # EOS odds x e^30: ends at once
+    assert boosted == [0] * 16
+    held = lengths([LengthPriorLogitsProcessor([-30.0] * 4 + [0.0], eos, width)])
+    assert min(held) >= 4  # no EOS among the first 4 generated tokens
+
+
 # Built-in counterparts off (repetition_penalty=1.0, top_p=1.0, top_k=0) so nothing applies twice.
 OFF = dict(repetition_penalty=1.0, top_p=1.0, top_k=0, temperature=1.0)
 
@@ -407,8 +628,45 @@ def test_strict_penalty_in_generate_never_repeats(tiny_model, tokenizer, num_bea
         assert len(row) == len(set(row))
 
 
+def test_keep_eos_in_generate_leaves_the_models_stop_probability(tiny_model, tokenizer):
+    """At every sampled step, P(EOS) after the wrapped nucleus is the model's own; plain top-p raises it."""
+    eos = tokenizer.eos_token_id
+
+    def stop_probabilities(processor):
+        side, tokenizer.padding_side = tokenizer.padding_side, "left"
+        try:
+            batch = tokenizer(PROMPTS, return_tensors="pt", padding=True)
+        finally:
+            tokenizer.padding_side = side
+        torch.manual_seed(0)
+        out = tiny_model.generate(
+            **batch,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=eos,
+            do_sample=True,
+            max_new_tokens=8,
+            logits_processor=LogitsProcessorList([processor]),
+            output_scores=True,
+            output_logits=True,
+            return_dict_in_generate=True,
+            **OFF,
+        )
+        after = torch.stack([s.float().softmax(-1)[:, eos] for s in out.scores])
+        before = torch.stack([s.float().softmax(-1)[:, eos] for s in out.logits])
+        return after, before
+
+    after, before = stop_probabilities(KeepEOSProbabilityLogitsProcessor(NucleusLogitsProcessor(0.3), eos))
+    torch.testing.assert_close(after, before, atol=1e-6, rtol=1e-5)
+    after, before = stop_probabilities(NucleusLogitsProcessor(0.3))
+    kept = after > 0
+    assert bool((after[kept] >= before[kept] - 1e-7).all()) and bool((after[kept] > before[kept] * 1.5).any())
+
+
 def test_processors_are_logits_processors():
     from transformers import LogitsProcessor
+
+    assert issubclass(KeepEOSProbabilityLogitsProcessor, LogitsProcessor)
+    assert issubclass(LengthPriorLogitsProcessor, LogitsProcessor)
 
     assert issubclass(NucleusLogitsProcessor, LogitsProcessor)
     assert issubclass(RepetitionPenaltyLogitsProcessor, LogitsProcessor)

@@ -5,15 +5,18 @@ and :func:`load_nsmc` wraps it. Files are read exactly as the official ones are 
 UTF-8, tab-separated, header ``id	document	label``, no quoting (documents contain ``"``).
 ``.gz`` copies are read directly.
 
+A folder may also hold ``ratings_validation.txt`` (the shipped sample does: reviews its base
+model never saw); it is then the validation split, instead of a carve from train.
+
 Cleaning (the only change to the rows): empty documents are dropped, with a logged count.
 Repeated reviews are kept: they are distinct reviews by distinct users (a great many people
 wrote just "최고"), and dropping them would bias the model against short reviews.
 
 Example:
     >>> from nsmc_gen.modeling import NSMC_SAMPLE
-    >>> nsmc = load_nsmc(data_dir=NSMC_SAMPLE, validation_size=1000)
-    >>> sorted(nsmc), nsmc["validation"].num_rows
-    (['test', 'train', 'validation'], 1000)
+    >>> nsmc = load_nsmc(data_dir=NSMC_SAMPLE)  # its own validation file
+    >>> sorted(nsmc), nsmc["train"].num_rows, nsmc["validation"].num_rows
+    (['test', 'train', 'validation'], 30000, 1000)
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ logger = logging.getLogger(__name__)
 
 NSMC_URL = "https://raw.githubusercontent.com/e9t/nsmc/master/"
 FILES = {"train": "ratings_train.txt", "test": "ratings_test.txt"}
+VALIDATION_FILE = "ratings_validation.txt"  # optional, in a local folder only (not an official file)
 HEADER = ["id", "document", "label"]
 LABELS = ["negative", "positive"]
+DEFAULT_VALIDATION_SIZE = 5000  # rows carved from train when a folder has no validation file
 FEATURES = datasets.Features(
     {
         "id": datasets.Value("string"),
@@ -61,7 +66,9 @@ class NSMC(datasets.GeneratorBasedBuilder):
     """
 
     BUILDER_CONFIG_CLASS = NSMCConfig
-    BUILDER_CONFIGS = [NSMCConfig(name="default", version=datasets.Version("1.0.0"))]
+    # 1.1.0: a folder's validation file (the version is part of the cache path: older caches of
+    # a folder that has one would lack the split)
+    BUILDER_CONFIGS = [NSMCConfig(name="default", version=datasets.Version("1.1.0"))]
 
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(
@@ -74,20 +81,27 @@ class NSMC(datasets.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager: datasets.DownloadManager) -> list[datasets.SplitGenerator]:
-        paths = dl_manager.download({split: self._source(name) for split, name in FILES.items()})
+        files = dict(FILES)
+        if self.config.data_dir is not None and self._local(VALIDATION_FILE):
+            files["validation"] = VALIDATION_FILE
+        paths = dl_manager.download({split: self._source(name) for split, name in files.items()})
         return [
-            datasets.SplitGenerator(name=datasets.Split.TRAIN, gen_kwargs={"path": paths["train"]}),
-            datasets.SplitGenerator(name=datasets.Split.TEST, gen_kwargs={"path": paths["test"]}),
+            datasets.SplitGenerator(name=split, gen_kwargs={"path": path}) for split, path in paths.items()
         ]
 
     def _source(self, name: str) -> str:
         if self.config.data_dir is None:
             return self.config.base_url + name
+        if found := self._local(name):
+            return found
+        raise FileNotFoundError(f"neither {name} nor {name}.gz found in {self.config.data_dir}")
+
+    def _local(self, name: str) -> str | None:
         folder = Path(self.config.data_dir)
         for candidate in (folder / name, folder / f"{name}.gz"):
             if candidate.exists():
                 return str(candidate.resolve())
-        raise FileNotFoundError(f"neither {name} nor {name}.gz found in {folder}")
+        return None
 
     def _generate_examples(self, path: str) -> Iterator[tuple[int, dict[str, str | int]]]:
         yield from enumerate(read_nsmc_file(path))
@@ -123,7 +137,7 @@ def read_nsmc_file(path: str | Path) -> Iterator[dict[str, str | int]]:
 
 def load_nsmc(
     data_dir: str | Path | None = None,
-    validation_size: int | float = 5000,
+    validation_size: int | float | None = None,
     seed: int = 7,
     cache_dir: str | Path | None = None,
     base_url: str = NSMC_URL,
@@ -133,7 +147,9 @@ def load_nsmc(
     Args:
         data_dir: folder with ``ratings_train.txt``/``ratings_test.txt`` (or ``.gz``); ``None``
             downloads the official files from ``base_url``.
-        validation_size: rows (int) or share (float) carved from train, stratified by label.
+        validation_size: rows (int) or share (float) carved from train, stratified by label;
+            None: the folder's ``ratings_validation.txt`` if it has one, else 5,000 rows carved.
+            Given, it is carved even where the folder has a validation file (left unused).
         seed: seed of the validation carve.
         cache_dir: the ``datasets`` cache (default: ``HF_DATASETS_CACHE``); a second load reads it.
         base_url: where the official files live (the e9t/nsmc GitHub repository).
@@ -161,8 +177,16 @@ def load_nsmc(
         if dropped := ds.num_rows - kept.num_rows:
             logger.info("NSMC %s: dropped %d empty documents of %d rows", split, dropped, ds.num_rows)
         cleaned[split] = kept
+    if "validation" in cleaned:
+        if validation_size is None:
+            return datasets.DatasetDict({split: cleaned[split] for split in ("train", "validation", "test")})
+        logger.info(
+            "NSMC: %s left unused: validation_size=%s asks for a carve", VALIDATION_FILE, validation_size
+        )
     parts = cleaned["train"].train_test_split(
-        test_size=validation_size, seed=seed, stratify_by_column="label"
+        test_size=DEFAULT_VALIDATION_SIZE if validation_size is None else validation_size,
+        seed=seed,
+        stratify_by_column="label",
     )
     return datasets.DatasetDict(
         {"train": parts["train"], "validation": parts["test"], "test": cleaned["test"]}

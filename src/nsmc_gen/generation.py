@@ -46,10 +46,13 @@ from transformers import (
 
 from nsmc_gen import processors as _processors
 from nsmc_gen.custom_generate import generate as _custom_generate
+from nsmc_gen.custom_generate.generate import KEEP_EOS_FIELD, LENGTH_PRIOR_FIELD
 from nsmc_gen.decoding import (
     DECODING_DEFAULTS,
     DEFAULT_GUIDANCE_SCALE,
+    DEFAULT_KEEP_EOS_PROBABILITY,
     DEFAULT_STRATEGY,
+    DEFAULT_USE_LENGTH_PRIOR,
     recommended_generation_config,
     sentiment_guidance,
 )
@@ -68,11 +71,27 @@ class Strategy:
 STRATEGIES: dict[str, Strategy] = {
     "greedy": Strategy({"do_sample": False, "num_beams": 1}),
     "beam": Strategy({"do_sample": False, "early_stopping": True}, {"num_beams": 5}),
-    "sampling": Strategy({"do_sample": True, "num_beams": 1, "top_k": 0, "top_p": 1.0}, {"temperature": 1.0}),
-    "top-k": Strategy({"do_sample": True, "num_beams": 1, "top_p": 1.0}, {"top_k": 50, "temperature": 1.0}),
+    "sampling": Strategy(
+        {"do_sample": True, "num_beams": 1, "top_k": 0, "top_p": 1.0},
+        {"temperature": 1.0, LENGTH_PRIOR_FIELD: DEFAULT_USE_LENGTH_PRIOR},
+    ),
+    "top-k": Strategy(
+        {"do_sample": True, "num_beams": 1, "top_p": 1.0},
+        {
+            "top_k": 50,
+            "temperature": 1.0,
+            KEEP_EOS_FIELD: DEFAULT_KEEP_EOS_PROBABILITY,
+            LENGTH_PRIOR_FIELD: DEFAULT_USE_LENGTH_PRIOR,
+        },
+    ),
     "top-p": Strategy(
         {"do_sample": True, "num_beams": 1, "top_k": 0},
-        {"top_p": DECODING_DEFAULTS["top_p"], "temperature": DECODING_DEFAULTS["temperature"]},
+        {
+            "top_p": DECODING_DEFAULTS["top_p"],
+            "temperature": DECODING_DEFAULTS["temperature"],
+            KEEP_EOS_FIELD: DEFAULT_KEEP_EOS_PROBABILITY,
+            LENGTH_PRIOR_FIELD: DEFAULT_USE_LENGTH_PRIOR,
+        },
     ),
 }
 
@@ -97,6 +116,11 @@ _CHECKS: dict[str, tuple[Any, str]] = {
     "num_return_sequences": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     "guidance_scale": (lambda v: _number(v) and 0 < v < math.inf, "a finite number > 0 (1: off)"),
     "seed": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    KEEP_EOS_FIELD: (lambda v: isinstance(v, bool), "True or False"),
+    LENGTH_PRIOR_FIELD: (
+        lambda v: isinstance(v, bool) or (isinstance(v, (list, tuple)) and all(_finite(b) for b in v)),
+        "True (the model's own, if any), False (none) or a list of finite numbers (EOS bias per step)",
+    ),
 }
 
 
@@ -137,8 +161,9 @@ def decoding_settings(
 
     Example:
         >>> decoding_settings("top-k", top_k=20, max_new_tokens=16)
-        {'strategy': 'top-k', 'top_k': 20, 'temperature': 1.0, 'repetition_penalty': 1.2, \
-'no_repeat_ngram_size': 0, 'min_new_tokens': 8, 'max_new_tokens': 16, 'guidance_scale': 1.0}
+        {'strategy': 'top-k', 'top_k': 20, 'temperature': 1.0, 'keep_eos_probability': True, \
+'length_prior': True, 'repetition_penalty': 1.2, 'no_repeat_ngram_size': 0, 'min_new_tokens': 0, \
+'max_new_tokens': 16, 'guidance_scale': 1.0}
     """
     knobs = strategy_knobs(strategy)
     unknown = sorted(set(decoding) - set(knobs))
@@ -205,7 +230,7 @@ def build_generate_kwargs(
         >>> kwargs["input_ids"].shape[0], kwargs["generation_config"].top_p
         (2, 1.0)
         >>> [type(p).__name__ for p in kwargs["logits_processor"]]
-        ['GuidanceLogitsProcessor', 'RepetitionPenaltyLogitsProcessor', 'NucleusLogitsProcessor']
+        ['GuidanceLogitsProcessor', 'RepetitionPenaltyLogitsProcessor', 'KeepEOSProbabilityLogitsProcessor']
     """
     review_format = review_format or ReviewFormat()
     sentiment = None if sentiment is None else normalize_sentiment(sentiment)
@@ -231,6 +256,9 @@ def build_generate_kwargs(
         guidance = {"negative_prompt_ids": ids, "negative_prompt_attention_mask": mask}
     fixed = STRATEGIES[strategy].fixed
     knobs = {k: v for k, v in settings.items() if k != "strategy"}
+    prior = knobs.pop(LENGTH_PRIOR_FIELD, False)
+    if prior is not True:  # True: left out, so that the model's own (generation_config.json) applies
+        knobs[LENGTH_PRIOR_FIELD] = list(prior or [])
     config = GenerationConfig(
         # Everything off first, so that no sampling default of the model's own config slips in.
         **{**_custom_generate.switched_off(fixed["do_sample"]), **fixed, **knobs},
@@ -268,8 +296,12 @@ def generate_reviews(
         seed: seeds Python, NumPy and torch first; the same seed gives the same reviews.
         guidance_scale: sentiment guidance (> 0; 1: off); None: the default with a sentiment.
         review_format: the prompt format the model was trained on.
-        decoding: the strategy's knobs: ``temperature``, ``top_k``, ``top_p``, ``num_beams``
-            (strategy-specific), ``repetition_penalty`` (``float("inf")``: never repeat a token),
+        decoding: the strategy's knobs: ``temperature``, ``top_k``, ``top_p``,
+            ``keep_eos_probability`` (top-k/top-p cut only the continuation tokens; EOS keeps the
+            probability it had), ``length_prior`` (sampling: True the model's calibrated prior, if it
+            has one; False none; or a list, see :func:`calibrate_length_prior`), ``num_beams``
+            (strategy-specific), ``repetition_penalty``
+            (``float("inf")``: never repeat a token),
             ``no_repeat_ngram_size``, ``min_new_tokens``, ``max_new_tokens``.
 
     Returns:
@@ -375,6 +407,124 @@ def stream_review(
         raise errors[0]
 
 
+# Length-prior calibration: the generated-token counts it corrects one by one; longer texts share the
+# last value. NSMC reviews have 18.6 tokens on average with the shipped tokenizer (p50 13).
+PRIOR_STEPS = 32
+_PRIOR_SHRINK = 4.0  # pseudo-texts at the target rate: few texts at risk move the bias little
+_PRIOR_RANGE = (-5.0, 3.0)  # a bias beyond these would override the model, not calibrate it
+
+
+def stop_rates(lengths: Sequence[int], steps: int = PRIOR_STEPS) -> list[tuple[int, int]]:
+    """(texts ending after k tokens, texts reaching k tokens) for k < ``steps - 1``, and for the last
+    entry the tail pooled as a per-step rate: (texts reaching ``steps - 1`` tokens, the tokens they
+    add beyond it + 1 each), i.e. the stop rate of a geometric tail.
+
+    Example:
+        >>> stop_rates([1, 1, 2, 5], steps=3)
+        [(0, 4), (2, 4), (2, 5)]
+    """
+    rates = [(sum(n == k for n in lengths), sum(n >= k for n in lengths)) for k in range(steps - 1)]
+    tail = [n - (steps - 1) for n in lengths if n >= steps - 1]
+    return rates + [(len(tail), sum(tail) + len(tail))]
+
+
+def calibrate_length_prior(
+    model: Any,
+    tokenizer: Any,
+    reference_texts: Sequence[str],
+    *,
+    rounds: int = 2,
+    num_reviews: int = 200,
+    seed: int = 1,
+    steps: int = PRIOR_STEPS,
+    **decoding: Any,
+) -> list[float]:
+    """An EOS bias per generated-token count under which sampled reviews end as often, after each
+    number of tokens, as ``reference_texts`` do (a calibrated length prior, see
+    :class:`~nsmc_gen.processors.LengthPriorLogitsProcessor`).
+
+    Each round samples ``num_reviews`` reviews per sentiment with the decoding given (default: the
+    recommended one, without the ``min_new_tokens`` floor) under the current bias, measures the stop
+    rate after each token count, and moves the bias by the difference of log-odds between the
+    reference's rate and the generated one (shrunk toward no change where few texts reach that
+    count; counts beyond 8 are pooled with their neighbours). Lengths are counted in tokens of
+    ``tokenizer`` on both sides. Reference lengths are those
+    of the data the model learnt from: NSMC train reviews for the recipe.
+
+    Returns:
+        ``steps`` numbers, to write with :func:`save_length_prior`.
+
+    Example:
+        >>> from nsmc_gen.modeling import load_embedded_default
+        >>> model, tokenizer = load_embedded_default()
+        >>> prior = calibrate_length_prior(model, tokenizer, ["아주 재밌는 영화였다"] * 8, rounds=1,
+        ...                                num_reviews=4, steps=4, max_new_tokens=6)
+        >>> len(prior), all(-5 <= b <= 3 for b in prior)
+        (4, True)
+    """
+    for name, value, low in (("rounds", rounds, 1), ("num_reviews", num_reviews, 1), ("steps", steps, 2)):
+        if not _integer(value) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if not reference_texts:
+        raise ValueError("reference_texts must hold at least one text (the lengths to calibrate to)")
+    count = partial(_token_counts, tokenizer)
+    reference = _pooled(stop_rates(count(reference_texts), steps))
+    target = [(ended + 0.5) / (reached + 1) for ended, reached in reference]
+    prior = [0.0] * steps
+    for round_ in range(rounds):
+        texts: list[str] = []
+        for sentiment in SENTIMENTS:
+            texts += generate_reviews(
+                model,
+                tokenizer,
+                sentiment,
+                num_return_sequences=num_reviews,
+                seed=seed + round_,
+                **{"min_new_tokens": 0, **decoding, LENGTH_PRIOR_FIELD: prior},
+            )
+        rates = _pooled(stop_rates(count(texts), steps))
+        for k, ((ended, reached), rate) in enumerate(zip(rates, target, strict=True)):
+            seen = (ended + _PRIOR_SHRINK * rate) / (reached + _PRIOR_SHRINK)
+            step = math.log(rate / (1 - rate)) - math.log(seen / (1 - seen))
+            prior[k] = min(max(prior[k] + step, _PRIOR_RANGE[0]), _PRIOR_RANGE[1])
+    return [round(b, 4) for b in prior]
+
+
+def save_length_prior(model_dir: str | os.PathLike, prior: Sequence[float]) -> Path:
+    """Write ``prior`` into the folder's ``generation_config.json`` (its ``length_prior`` field), atomically.
+
+    Example:
+        >>> prior = calibrate_length_prior(model, tokenizer, texts)  # doctest: +SKIP
+        >>> save_length_prior("outputs/model", prior)  # doctest: +SKIP
+        PosixPath('outputs/model/generation_config.json')
+    """
+    path = Path(model_dir) / "generation_config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"model_dir must hold a generation_config.json: {path}")
+    if not _CHECKS[LENGTH_PRIOR_FIELD][0](list(prior)):
+        raise ValueError(f"prior must be a list of finite numbers, got {prior!r}")
+    config = GenerationConfig.from_pretrained(model_dir)
+    setattr(config, LENGTH_PRIOR_FIELD, [float(b) for b in prior])
+    config._from_model_config = False  # else transformers drops every extra field on loading
+    write_text_atomic(path, config.to_json_string(use_diff=True))
+    return path
+
+
+def _pooled(rates: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Each count pooled with its neighbours, k // 8 on each side (fewer texts reach the later counts,
+    and their stop rates change slowly); the pooled tail entry stays as it is."""
+    last = len(rates) - 1
+    pooled = []
+    for k in range(last):
+        window = rates[max(0, k - k // 8) : min(last, k + k // 8 + 1)]
+        pooled.append((sum(e for e, _ in window), sum(r for _, r in window)))
+    return pooled + rates[last:]
+
+
+def _token_counts(tokenizer: Any, texts: Sequence[str]) -> list[int]:
+    return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+
 def install_custom_generate(model_dir: str | os.PathLike, review_format: ReviewFormat | None = None) -> Path:
     """Make a saved model folder decode like nsmc-gen under ``trust_remote_code=True``, without nsmc-gen.
 
@@ -474,6 +624,10 @@ def _tokenizer(model_dir: Path) -> Any:
 
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+
+
+def _finite(value: Any) -> bool:
+    return _number(value) and math.isfinite(value)
 
 
 def _integer(value: Any) -> bool:

@@ -1,4 +1,6 @@
-"""Our own logits processors: the CTRL repetition penalty (with a strict form) and a fast nucleus filter.
+"""Our own logits processors: the CTRL repetition penalty (with a strict form), a fast nucleus filter, a
+wrapper that lets other processors act on the continuation only, leaving the model's probability of
+ending the text as it is, and a length prior on that probability.
 
 Both are ``transformers.LogitsProcessor`` subclasses, ``(input_ids, scores) -> scores``, so they work in
 ``model.generate(logits_processor=LogitsProcessorList([...]))``, in pipelines and in beam search. Pass
@@ -13,12 +15,18 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Sequence
 from numbers import Real
 
 import torch
 from transformers import LogitsProcessor
 
-__all__ = ["NucleusLogitsProcessor", "RepetitionPenaltyLogitsProcessor"]
+__all__ = [
+    "KeepEOSProbabilityLogitsProcessor",
+    "LengthPriorLogitsProcessor",
+    "NucleusLogitsProcessor",
+    "RepetitionPenaltyLogitsProcessor",
+]
 
 
 def _check_real(name: str, value, valid: str) -> float:
@@ -26,6 +34,10 @@ def _check_real(name: str, value, valid: str) -> float:
     if isinstance(value, bool) or not isinstance(value, Real):
         raise ValueError(f"`{name}` must be a number {valid}, got {value!r}")
     return float(value)
+
+
+def _is_index(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _check_optional_index(name: str, value) -> int | None:
@@ -351,3 +363,166 @@ class NucleusLogitsProcessor(LogitsProcessor):
         remove[..., -self.min_tokens_to_keep :] = False
         remove = remove.scatter(1, sorted_indices, remove)
         return logits.masked_fill(remove, self.filter_value)
+
+
+class KeepEOSProbabilityLogitsProcessor(LogitsProcessor):
+    r"""Runs ``processors`` on the continuation tokens only: the end-of-text tokens keep the probability
+    the scores give them.
+
+    Why: truncation (top-k, top-p) keeps EOS whenever it is among the probable tokens and cuts the tail
+    of the others; renormalising then hands EOS the cut mass too, so at a flat step (where the tail is
+    large) a text ends far more often than the model says it should. Here each EOS token gets exactly
+    ``softmax(scores)[eos]``, and the rest, ``1 - P(EOS)``, is shared among the other tokens as
+    ``processors`` distribute it when they see only those (EOS set to ``-inf`` before they run). So a
+    nucleus of ``top_p`` is taken over what the model would say next if it goes on, and the model's
+    own probability of stopping is left alone.
+
+    The result is log-probabilities (rows sum to 1 after ``exp``), in the dtype of ``scores``
+    (computed in float32). A row whose ``processors`` leave no continuation token, or whose EOS
+    probability is 1, gets all its mass on EOS; a row with no finite score is returned as it is.
+
+    Args:
+        processors: a ``LogitsProcessor`` or a sequence of them (applied in order), e.g. top-k and
+            nucleus warpers. They must not need to see the EOS scores.
+        eos_token_id: the end-of-text token id, or several (each keeps its own probability); ids
+            ``>= scores.shape[-1]`` are ignored.
+
+    Examples:
+
+    ```python
+    >>> import torch
+    >>> from nsmc_gen.processors import KeepEOSProbabilityLogitsProcessor, NucleusLogitsProcessor
+    >>> probs = torch.tensor([[0.4, 0.3, 0.1, 0.1, 0.1]])  # token 0 is EOS
+    >>> NucleusLogitsProcessor(0.7)(None, probs.log()).softmax(-1)  # plain top-p: EOS 0.4 -> 0.57
+    tensor([[0.5714, 0.4286, 0.0000, 0.0000, 0.0000]])
+    >>> keep = KeepEOSProbabilityLogitsProcessor(NucleusLogitsProcessor(0.7), eos_token_id=0)
+    >>> keep(None, probs.log()).exp()  # EOS keeps 0.4; the nucleus of the other 0.6 is 1, 2, 3 or 4
+    tensor([[0.4000, 0.3600, 0.1200, 0.1200, 0.0000]])
+
+    ```
+
+    Sampling in ``generate`` (the built-in ``top_p`` and ``top_k`` off):
+
+    ```python
+    >>> from transformers import GPT2Config, GPT2LMHeadModel, LogitsProcessorList
+    >>> _ = torch.manual_seed(0)
+    >>> model = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=64, n_embd=16, n_layer=1, n_head=2))
+    >>> nucleus = KeepEOSProbabilityLogitsProcessor([NucleusLogitsProcessor(0.9)], eos_token_id=0)
+    >>> out = model.generate(
+    ...     torch.tensor([[1, 2, 3]]), do_sample=True, top_p=1.0, top_k=0, max_new_tokens=5, pad_token_id=0,
+    ...     eos_token_id=0, logits_processor=LogitsProcessorList([nucleus]),
+    ... )
+    >>> out.shape[0]
+    1
+
+    ```
+    """
+
+    def __init__(
+        self, processors: LogitsProcessor | Sequence[LogitsProcessor], eos_token_id: int | Sequence[int]
+    ):
+        processors = [processors] if callable(processors) else list(processors)
+        if not all(callable(p) for p in processors):
+            raise ValueError(
+                f"`processors` must be a LogitsProcessor or a sequence of them, got {processors}"
+            )
+        ids = [eos_token_id] if isinstance(eos_token_id, int) else eos_token_id
+        if not isinstance(ids, Sequence) or not ids or not all(_is_index(i) for i in ids):
+            raise ValueError(
+                f"`eos_token_id` must be an integer >= 0 or a non-empty list of them, got {ids!r}"
+            )
+        self.processors = processors
+        self.eos_token_id = sorted(set(ids))
+
+    def __call__(self, input_ids: torch.LongTensor | None, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if scores.dim() != 2:
+            raise ValueError(f"`scores` must be 2-D (rows, vocabulary), got shape {tuple(scores.shape)}")
+        logits = scores.float()
+        eos = torch.tensor([i for i in self.eos_token_id if i < logits.shape[-1]], dtype=torch.long)
+        eos = eos.to(logits.device)
+        finite = torch.isfinite(logits.amax(dim=-1, keepdim=True))
+        log_probs = torch.log_softmax(logits, dim=-1)
+        stop = log_probs.index_select(1, eos)
+        # log(1 - P(EOS)), from the continuation's own log-probabilities: exact where P(EOS) is near 1
+        go_on = torch.logsumexp(log_probs.index_fill(1, eos, -math.inf), dim=-1, keepdim=True)
+        continuation = logits.index_fill(1, eos, -math.inf)
+        for processor in self.processors:
+            continuation = processor(input_ids, continuation)
+        continuation = continuation.float().index_fill(1, eos, -math.inf)
+        alive = torch.isfinite(continuation.amax(dim=-1, keepdim=True)) & (go_on > -math.inf)
+        share = torch.log_softmax(torch.where(alive, continuation, 0.0), dim=-1) + go_on
+        out = torch.where(alive, share, -math.inf)
+        # no continuation left: the whole mass goes to EOS (shared as the scores share it)
+        stop = torch.where(alive, stop, torch.log_softmax(stop, dim=-1))
+        out = out.index_copy(1, eos, stop)
+        return torch.where(finite, out, logits).to(scores.dtype)
+
+
+class LengthPriorLogitsProcessor(LogitsProcessor):
+    r"""A prior on the length of the text: after ``k`` generated tokens, the odds of ending it (EOS) are
+    multiplied by ``exp(eos_bias[k])``; the other tokens keep their relative probabilities.
+
+    That is ``eos_bias[k]`` added to the EOS scores (scores are logits or log-probabilities: a row's
+    softmax does not change when a constant is added to all of it, so adding to EOS alone moves only
+    its log-odds). Steps beyond the list use its last value. ``-inf`` scores stay ``-inf``, so a
+    forbidden EOS (``min_new_tokens``) stays forbidden. A negative bias makes texts longer.
+
+    It exists because a small language model stops too early: its EOS probabilities are pulled
+    toward EOS's average frequency, and sampling from its own text stops earlier still. A bias
+    calibrated on the lengths of generated against real texts
+    (:func:`nsmc_gen.generation.calibrate_length_prior`) gives back the real length distribution
+    without a floor that forces a text on when it has ended.
+
+    Args:
+        eos_bias: finite numbers, one per generated-token count (0, 1, 2, ...); the last one for
+            every later step.
+        eos_token_id: the end-of-text token id, or several.
+        prompt_length: the width of the prompt in ``input_ids`` (of a left-padded batch): the
+            generated-token count is ``input_ids.shape[1] - prompt_length``.
+
+    Examples:
+
+    ```python
+    >>> import torch
+    >>> from nsmc_gen.processors import LengthPriorLogitsProcessor
+    >>> prior = LengthPriorLogitsProcessor([-2.0, -1.0, 0.0], eos_token_id=0, prompt_length=3)
+    >>> probs = torch.tensor([[0.5, 0.25, 0.25]])  # EOS odds 1
+    >>> prior(torch.zeros(1, 4, dtype=torch.long), probs.log()).softmax(-1)  # 1 generated: odds e^-1
+    tensor([[0.2689, 0.3655, 0.3655]])
+    >>> prior(torch.zeros(1, 9, dtype=torch.long), probs.log()).softmax(-1)  # 6 generated: the last, 0
+    tensor([[0.5000, 0.2500, 0.2500]])
+
+    ```
+    """
+
+    def __init__(self, eos_bias: Sequence[float], eos_token_id: int | Sequence[int], prompt_length: int):
+        if isinstance(eos_bias, (str, bytes)) or not isinstance(eos_bias, Sequence) or not eos_bias:
+            raise ValueError(f"`eos_bias` must be a non-empty list of finite numbers, got {eos_bias!r}")
+        bias = [_check_real("eos_bias", b, "(a non-empty list of finite numbers)") for b in eos_bias]
+        if not all(math.isfinite(b) for b in bias):
+            raise ValueError(f"`eos_bias` must be a non-empty list of finite numbers, got {eos_bias!r}")
+        ids = [eos_token_id] if isinstance(eos_token_id, int) else eos_token_id
+        if not isinstance(ids, Sequence) or not ids or not all(_is_index(i) for i in ids):
+            raise ValueError(
+                f"`eos_token_id` must be an integer >= 0 or a non-empty list of them, got {ids!r}"
+            )
+        if not _is_index(prompt_length):
+            raise ValueError(f"`prompt_length` must be an integer >= 0, got {prompt_length!r}")
+        self.eos_bias = bias
+        self.eos_token_id = sorted(set(ids))
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        generated = input_ids.shape[-1] - self.prompt_length
+        if generated < 0:
+            raise ValueError(
+                f"`input_ids` ({input_ids.shape[-1]} columns) is shorter than `prompt_length` "
+                f"({self.prompt_length})"
+            )
+        bias = self.eos_bias[min(generated, len(self.eos_bias) - 1)]
+        eos = [i for i in self.eos_token_id if i < scores.shape[-1]]
+        if bias == 0 or not eos:
+            return scores
+        out = scores.clone()
+        out[:, eos] += bias
+        return out

@@ -146,8 +146,12 @@ class DataArguments:
         default=str(NSMC_SAMPLE),
         metadata={"help": "folder with ratings_{train,test}.txt[.gz] (default: the shipped sample)"},
     )
-    validation_size: float = field(
-        default=5000, metadata={"help": "validation rows carved from train (>= 1) or a share (< 1)"}
+    validation_size: float | None = field(
+        default=None,
+        metadata={
+            "help": "validation rows carved from train (>= 1) or a share (< 1); default: the data folder's "
+            "ratings_validation.txt (the shipped sample's: reviews the embedded base never saw), else 5000"
+        },
     )
     # 128 covers NSMC: reviews run to 140 characters; with the shipped tokenizer p99 is 77 tokens and
     # one review in 50k exceeds 127 (+ prefix + EOS). The course's 32 cuts most long reviews mid-way.
@@ -291,7 +295,7 @@ def validate_args(
         raise FileNotFoundError(f"data_dir: no folder {data_args.data_dir}")
     if data_args.max_length < 2:
         raise ValueError(f"max_length must be >= 2 (a prefix and a token), got {data_args.max_length}")
-    if data_args.validation_size <= 0:
+    if data_args.validation_size is not None and data_args.validation_size <= 0:
         raise ValueError(f"validation_size must be > 0 (rows or a share), got {data_args.validation_size}")
     for name in ("max_train_samples", "max_eval_samples"):
         if getattr(data_args, name) is not None and getattr(data_args, name) < 1:
@@ -459,7 +463,7 @@ def prepare_datasets(
     with training_args.main_process_first(desc="NSMC tokenization"):
         nsmc = load_nsmc(
             data_dir=data_args.data_dir,
-            validation_size=int(size) if size >= 1 else size,
+            validation_size=None if size is None else int(size) if size >= 1 else size,
             seed=training_args.seed,
         )
         limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples}

@@ -17,7 +17,13 @@ values) into one :class:`~transformers.LogitsProcessorList`, in this order, per 
 2. sentiment guidance (:class:`GuidanceLogitsProcessor`, log-probabilities);
 3. our repetition penalty, on the guided scores (transformers' order: guidance first);
 4. temperature, then top-k (transformers' warpers), then our nucleus (top-p) - transformers'
-   order, which its own warpers would break by running after any custom processor.
+   order, which its own warpers would break by running after any custom processor. With the
+   config's ``keep_eos_probability`` field true, top-k and top-p act on the continuation tokens
+   only and EOS keeps the probability it has before them
+   (:class:`~nsmc_gen.processors.KeepEOSProbabilityLogitsProcessor`): truncation otherwise hands
+   EOS the mass it cuts from the tail, and ends texts early. A ``length_prior`` field (a model's
+   calibrated EOS bias per generated-token count, :class:`~nsmc_gen.processors.LengthPriorLogitsProcessor`)
+   applies when sampling, after temperature and before top-k/top-p.
 
 Sentiment guidance (classifier-free guidance) contrasts the prompt with the same prompt under the
 opposite sentiment word: ``scale * (log p(x | 긍정 ...) - log p(x | 부정 ...)) + log p(x | 부정 ...)``.
@@ -44,12 +50,27 @@ from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper
 
 try:  # in a model folder: the copy of nsmc_gen/processors.py installed beside this file
-    from .processors import NucleusLogitsProcessor, RepetitionPenaltyLogitsProcessor
+    from .processors import (
+        KeepEOSProbabilityLogitsProcessor,
+        LengthPriorLogitsProcessor,
+        NucleusLogitsProcessor,
+        RepetitionPenaltyLogitsProcessor,
+    )
 except ImportError:  # in the nsmc_gen package
-    from nsmc_gen.processors import NucleusLogitsProcessor, RepetitionPenaltyLogitsProcessor
+    from nsmc_gen.processors import (
+        KeepEOSProbabilityLogitsProcessor,
+        LengthPriorLogitsProcessor,
+        NucleusLogitsProcessor,
+        RepetitionPenaltyLogitsProcessor,
+    )
 
 # The generation_config.json field with the default guidance scale and the sentiment prompts' ids.
 GUIDANCE_FIELD = "sentiment_guidance"
+# The generation_config.json field (bool): top-k/top-p leave EOS its untruncated probability.
+KEEP_EOS_FIELD = "keep_eos_probability"
+# The generation_config.json field (list of numbers): the model's calibrated EOS bias per generated-token
+# count, used when sampling; empty or absent: none.
+LENGTH_PRIOR_FIELD = "length_prior"
 
 
 class GuidanceLogitsProcessor(LogitsProcessor):
@@ -200,8 +221,10 @@ def our_processors(
     model: Any = None,
     negative_prompt_ids: torch.Tensor | None = None,
     negative_prompt_attention_mask: torch.Tensor | None = None,
+    prompt_length: int | None = None,
 ) -> LogitsProcessorList:
-    """Our processors for what ``config`` asks of guidance, repetition penalty, temperature, top-k, top-p.
+    """Our processors for what ``config`` asks of guidance, repetition penalty, temperature, top-k, top-p,
+    and of its ``length_prior`` (when sampling, and ``prompt_length`` is known) and ``keep_eos_probability``.
 
     In the order of the module docstring; :func:`switched_off` gives the config fields that stop
     transformers from applying them a second time. The other fields (beams, lengths, n-gram
@@ -211,6 +234,10 @@ def our_processors(
         >>> config = GenerationConfig(do_sample=True, top_p=0.9, top_k=0, repetition_penalty=1.2)
         >>> [type(p).__name__ for p in our_processors(config)]
         ['RepetitionPenaltyLogitsProcessor', 'NucleusLogitsProcessor']
+        >>> config = GenerationConfig(do_sample=True, top_p=0.9, top_k=0, eos_token_id=2)
+        >>> config.keep_eos_probability = True
+        >>> [type(p).__name__ for p in our_processors(config)]
+        ['KeepEOSProbabilityLogitsProcessor']
     """
     processors = LogitsProcessorList()
     beams = config.num_beams or 1
@@ -232,10 +259,18 @@ def our_processors(
         keep = 2 if beams > 1 else 1  # beam sampling keeps a non-EOS token, as transformers does
         if config.temperature is not None and config.temperature != 1:
             processors.append(TemperatureLogitsWarper(config.temperature))
+        prior = getattr(config, LENGTH_PRIOR_FIELD, None)
+        if prior and prompt_length is not None and config.eos_token_id is not None:
+            processors.append(LengthPriorLogitsProcessor(prior, config.eos_token_id, prompt_length))
+        truncation = []
         if config.top_k:
-            processors.append(TopKLogitsWarper(config.top_k, min_tokens_to_keep=keep))
+            truncation.append(TopKLogitsWarper(config.top_k, min_tokens_to_keep=keep))
         if config.top_p is not None and config.top_p < 1:
-            processors.append(NucleusLogitsProcessor(config.top_p, min_tokens_to_keep=keep))
+            truncation.append(NucleusLogitsProcessor(config.top_p, min_tokens_to_keep=keep))
+        eos = config.eos_token_id
+        if truncation and getattr(config, KEEP_EOS_FIELD, False) and eos is not None and eos != []:
+            truncation = [KeepEOSProbabilityLogitsProcessor(truncation, eos)]
+        processors.extend(truncation)
     return processors
 
 
@@ -271,12 +306,18 @@ def prepare(
 
     Takes what ``model.generate`` takes. The config is resolved as ``generate`` resolves it
     (arguments over ``generation_config`` over ``model.generation_config``), then split by
-    :func:`our_processors`. Without ``guidance_scale``, a model whose config has the
+    :func:`our_processors`; ``keep_eos_probability`` and ``length_prior`` (fields transformers does
+    not know) are taken from the arguments too (``length_prior=[]`` switches a model's prior off).
+    Without ``guidance_scale``, a model whose config has the
     ``sentiment_guidance`` field is guided by its default scale when every prompt starts with a
     sentiment word; with ``guidance_scale`` != 1 and no ``negative_prompt_ids``, the negative
     prompts are the inputs with the opposite sentiment word.
     """
+    # our fields, taken from the arguments here: a config without them would hand them to the model
+    ours = {name: kwargs.pop(name) for name in (KEEP_EOS_FIELD, LENGTH_PRIOR_FIELD) if name in kwargs}
     config, model_kwargs = model._prepare_generation_config(generation_config, **kwargs)
+    for name, value in ours.items():
+        setattr(config, name, value)
     guidance = getattr(config, GUIDANCE_FIELD, None) or {}
     input_ids = model_kwargs.get("input_ids", model_kwargs.get("inputs"))
     if negative_prompt_ids is None and guidance.get("prompt_ids") and input_ids is not None:
@@ -293,7 +334,8 @@ def prepare(
             f"guidance_scale={config.guidance_scale} needs negative_prompt_ids, or prompts that start with a "
             "sentiment word of the model's sentiment_guidance field (guidance_scale=1 switches it off)"
         )
-    processors = our_processors(config, model, negative_prompt_ids, negative_prompt_attention_mask)
+    width = input_ids.shape[-1] if input_ids is not None else None
+    processors = our_processors(config, model, negative_prompt_ids, negative_prompt_attention_mask, width)
     processors.extend(logits_processor or [])
     # generate gets what the caller passed, in the same form (generate fills in the model's
     # defaults, as usual), with ours switched off; not the resolved config, whose every field

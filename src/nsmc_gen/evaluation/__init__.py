@@ -2,7 +2,8 @@
 
 The metrics are local ``evaluate`` modules shipped inside the package (Hub metrics cannot load
 offline), found with :func:`metric_path` and loaded with :func:`load_metric`:
-``review_perplexity``, ``distinct_n``, ``self_bleu``, ``repetition_rate``, ``sentiment_control``.
+``review_perplexity``, ``distinct_n``, ``self_bleu``, ``repetition_rate``, ``sentiment_control``,
+``discriminator`` (how well a classifier tells generated reviews from real ones).
 
 Example:
     >>> metric = load_metric("distinct_n")
@@ -26,7 +27,14 @@ from nsmc_gen.evaluation.judges import (
 )
 from nsmc_gen.evaluation.scoring import mean_token_loss, review_log_probs
 
-METRIC_NAMES = ("review_perplexity", "distinct_n", "self_bleu", "repetition_rate", "sentiment_control")
+METRIC_NAMES = (
+    "review_perplexity",
+    "distinct_n",
+    "self_bleu",
+    "repetition_rate",
+    "sentiment_control",
+    "discriminator",
+)
 
 
 def metric_path(name: str) -> str:

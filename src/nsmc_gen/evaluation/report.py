@@ -32,6 +32,7 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("mean_length", "mean chars", "{:.1f}"),
     ("short_share", "< 5 chars", "{:.2f}"),
     ("known_words", "known words", "{:.2f}"),
+    ("discriminator", "real vs generated", "{:.2f}"),
     ("tokens_per_s", "tokens/s", "{:.0f}"),
 ]
 
@@ -81,8 +82,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- Bayes judge (this model, log p(review | 긍정) vs log p(review | 부정)): accuracy "
         f"**{judges['bayes']['accuracy']:.3f}** on {judges['bayes']['test_reviews']:,} NSMC test reviews",
         f"- {report['num_reviews']} reviews per sentiment and strategy, seed {report['seed']}; words are "
-        "whitespace-separated; 'known words': share of generated words found in NSMC train reviews. "
-        "Repetition penalty 1.0 and guidance scale 1.0 (both off) unless a row says otherwise.",
+        "whitespace-separated; 'known words': share of generated words found in NSMC train reviews; "
+        "'real vs generated': cross-validated accuracy of a classifier (char 1-3-gram TF-IDF + logistic "
+        "regression) telling the row's reviews from as many NSMC test reviews (0.5: indistinguishable; "
+        "the human row: against other NSMC test reviews). "
+        "Repetition penalty 1.0 and guidance scale 1.0 (both off) unless a row says otherwise; no row "
+        "has a length floor (min_new_tokens 0) unless it says so.",
         "",
         render_table(report),
     ]
@@ -100,22 +105,23 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 def plot_report(report: dict[str, Any], path: Path) -> None:
-    """Two panels, one point per strategy: diversity (distinct-2) and fluency (known words)
-    against sentiment control, with the human reference reviews as a star."""
+    """Three panels, one point per strategy: diversity (distinct-2), fluency (known words) and
+    realness (real vs generated accuracy) against sentiment control, the human reviews as a star."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    rows = report["rows"]
     reference = report.get("reference")
-    families = sorted({row["family"] for row in rows})
+    families = sorted({row["family"] for row in report["rows"]})
     colors = {family: plt.cm.tab10(i % 10) for i, family in enumerate(families)}
-    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5), constrained_layout=True)
+    fig, axes = plt.subplots(1, 3, figsize=(20, 5.5), constrained_layout=True)
     for ax, key, label in (
         (axes[0], "distinct_2", "distinct-2 (diversity)"),
         (axes[1], "known_words", "known words (fluency)"),
+        (axes[2], "discriminator", "real vs generated accuracy (realness: 0.5 best)"),
     ):
+        rows = [row for row in report["rows"] if row.get(key) is not None]
         for family in families:
             mine = [row for row in rows if row["family"] == family]
             x, y = [r[key] for r in mine], [r["control"] for r in mine]
@@ -130,14 +136,14 @@ def plot_report(report: dict[str, Any], path: Path) -> None:
                 textcoords="offset points",
                 color=colors[row["family"]],
             )
-        if reference:
+        if reference and reference.get(key) is not None:
             star = dict(marker="*", s=200, color="black", label=f"{reference['name']} (human)")
             ax.scatter([reference[key]], [reference["control"]], **star)
         ax.set_xlabel(label)
         ax.set_ylabel("sentiment control (independent judge)")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    axes[2].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.suptitle(f"Decoding study: {report['model']} ({report['num_reviews']} reviews per sentiment)")
     fig.savefig(path, dpi=120, format="png")
     plt.close(fig)

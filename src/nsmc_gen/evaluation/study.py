@@ -1,11 +1,13 @@
 """The decoding study: the course's decoding lesson, measured on your own model.
 
 For each strategy in :data:`STUDY_ROWS` (greedy, beam search, temperature, top-k, top-p, the
-repetition penalty, no-repeat-3-gram, sentiment guidance) the study generates ``num_reviews``
-reviews per sentiment through :func:`nsmc_gen.generation.generate_reviews` with one fixed seed
-(common random numbers: rows differ by their decoding only) and measures control, diversity,
-fluency, length and speed. The report is headed by the model's perplexity on NSMC test and the
-judges' own accuracy, and ends with a reference row measured on real NSMC test reviews.
+repetition penalty, no-repeat-3-gram, sentiment guidance, and the default's treatment of EOS) the
+study generates ``num_reviews`` reviews per sentiment through
+:func:`nsmc_gen.generation.generate_reviews` with one fixed seed (common random numbers: rows differ
+by their decoding only) and measures control, diversity, fluency, length, realness (how well a
+classifier tells the reviews from as many real NSMC test reviews: the ``discriminator`` metric) and
+speed. The report is headed by the model's perplexity on NSMC test and the judges' own accuracy, and
+ends with a reference row measured on real NSMC test reviews (its realness: against other real ones).
 
 Example:
     >>> from nsmc_gen.modeling import load_model_and_tokenizer
@@ -33,7 +35,10 @@ from nsmc_gen.formatting import SENTIMENTS
 # Every row names all the knobs it touches; the others stay neutral (no penalty, no guidance), so
 # each row isolates one idea. The penalty and guidance rows vary the project's default decoding
 # (top-p sampling at DECODING_DEFAULTS' top_p); "default" is whatever generate_reviews does when
-# asked nothing. Every row keeps the default min_new_tokens (a floor on length, not a strategy).
+# asked nothing. Every row keeps the default min_new_tokens (0: no floor; the eos-floor-8 row shows
+# the floor), so every row's length is the one its decoding gives. The eos rows switch off, one at a
+# time, what the default does about EOS: its untruncated probability under top-p, the model's
+# calibrated length prior (if the model has one).
 _NEUTRAL = {"repetition_penalty": 1.0, "guidance_scale": 1.0}
 _TOP_P = {"strategy": "top-p", "top_p": DECODING_DEFAULTS["top_p"]}
 STUDY_ROWS: dict[str, dict[str, Any]] = {
@@ -52,6 +57,10 @@ STUDY_ROWS: dict[str, dict[str, Any]] = {
         f"guidance-{g}": {**_TOP_P, **_NEUTRAL, "repetition_penalty": 1.2, "guidance_scale": g}
         for g in (1, 1.5, 2, 3)
     },
+    "eos-keep-off": {"keep_eos_probability": False},
+    "eos-prior-off": {"length_prior": False},
+    "eos-both-off": {"keep_eos_probability": False, "length_prior": False},
+    "eos-floor-8": {"min_new_tokens": 8},
     "default": {},
 }
 DETERMINISTIC_STRATEGIES = ("greedy", "beam")  # one review per prompt: asking N times gives N copies
@@ -59,10 +68,14 @@ REPETITION_N = 2  # the repetition column: a word 2-gram occurring twice in one 
 SHORT = 5  # the "short output" column: fewer characters than this
 EXAMPLES = 3  # distinct reviews per sentiment kept in the report
 INDEPENDENT_JUDGE = "TF-IDF char 1-3-grams + logistic regression"
+DISCRIMINATOR_FOLDS = 5
 
 
 def family(name: str) -> str:
-    """The plot colour group of a row: its name up to the last dash (``top-p-0.5`` -> ``top-p``)."""
+    """The plot colour group of a row: its name up to the last dash (``top-p-0.5`` -> ``top-p``);
+    ``eos`` for the eos rows."""
+    if name.startswith("eos-"):
+        return "eos"
     head, _, tail = name.rpartition("-")
     return head if head and tail[:1].isdigit() or tail == "strict" else name
 
@@ -121,7 +134,7 @@ def generate_row(
         sentiment=SENTIMENTS[0],
         num_return_sequences=count,
         seed=seed,
-        **{**decoding, "max_new_tokens": 2},
+        **{**decoding, "max_new_tokens": 2, "min_new_tokens": 0},
     )
     texts: list[str] = []
     labels: list[int] = []
@@ -144,6 +157,19 @@ def generate_row(
         texts += reviews
         labels += [label] * num_reviews
     return texts, labels, seconds, tokens
+
+
+def human_sample(
+    texts: Sequence[str], labels: Sequence[int], per_label: int, skip: int = 0
+) -> tuple[list[str], list[int]]:
+    """``per_label`` texts of each label (negative first), after the first ``skip`` of each."""
+    sample: list[str] = []
+    sample_labels: list[int] = []
+    for label in (0, 1):
+        chosen = [t for t, y in zip(texts, labels, strict=True) if y == label][skip : skip + per_label]
+        sample += chosen
+        sample_labels += [label] * len(chosen)
+    return sample, sample_labels
 
 
 def known_vocabulary(train_texts: Sequence[str]) -> frozenset[str]:
@@ -190,13 +216,26 @@ def measure(
     bayes: BayesJudge,
     known_words: frozenset[str],
     metrics: dict[str, Any],
+    real_texts: Sequence[str] = (),
 ) -> dict[str, float | None]:
-    """All the columns of one row but speed: control by both judges, then :func:`text_metrics`."""
+    """All the columns of one row but speed: control by both judges, :func:`text_metrics`, and the
+    discriminator's accuracy against ``real_texts`` (None unless there are as many, >= 10)."""
     return {
         "control": control_report(texts, labels, judge)["sentiment_control_accuracy"],
         "control_bayes": control_report(texts, labels, bayes)["sentiment_control_accuracy"],
         **text_metrics(texts, labels, known_words, metrics),
+        "discriminator": realness(texts, real_texts, metrics),
     }
+
+
+def realness(texts: Sequence[str], real_texts: Sequence[str], metrics: dict[str, Any]) -> float | None:
+    """The ``discriminator`` metric's accuracy (0.5: indistinguishable from the real texts)."""
+    if len(texts) != len(real_texts) or len(texts) < 2 * DISCRIMINATOR_FOLDS:
+        return None
+    result = metrics["discriminator"].compute(
+        predictions=list(texts), references=list(real_texts), folds=DISCRIMINATOR_FOLDS
+    )
+    return result["discriminator_accuracy"]
 
 
 def run_study(
@@ -248,9 +287,14 @@ def run_study(
     bayes = BayesJudge(model, tokenizer)
     test = nsmc["test"].shuffle(seed=seed)
     test = test.select(range(min(test_reviews, test.num_rows))) if test_reviews else test
-    metrics = {name: load_metric(name) for name in ("distinct_n", "repetition_rate", "self_bleu")}
+    metrics = {
+        name: load_metric(name) for name in ("distinct_n", "repetition_rate", "self_bleu", "discriminator")
+    }
     known = known_vocabulary(nsmc["train"]["document"][:])  # [:]: one slice, not row-by-row reads
     test_texts, test_labels = test["document"][:], test["label"][:]
+    # real reviews, num_reviews per sentiment: the reference row, and what realness compares with
+    human_texts, human_labels = human_sample(test_texts, test_labels, num_reviews)
+    other_human, _ = human_sample(test_texts, test_labels, num_reviews, skip=num_reviews)
 
     bar = tqdm(total=len(names) + 1, desc="decoding study", disable=not progress)
     bar.set_postfix_str("perplexity and judges on NSMC test")
@@ -274,7 +318,7 @@ def run_study(
             "family": family(name),
             "decoding": {k: "inf" if v == math.inf else v for k, v in decoding.items()},  # strict JSON
             "deterministic": decoding.get("strategy") in DETERMINISTIC_STRATEGIES,
-            **measure(texts, labels, judge, bayes, known, metrics),
+            **measure(texts, labels, judge, bayes, known, metrics, human_texts),
             "tokens_per_s": tokens / seconds if seconds > 0 else None,
         }
         row["examples"] = {
@@ -286,13 +330,11 @@ def run_study(
         report_rows.append(row)
         bar.update()
     bar.close()
-    # the same columns on real reviews: the first num_reviews of each sentiment in the test sample
-    human_texts, human_labels = [], []
-    for label in (0, 1):
-        texts = [t for t, y in zip(test_texts, test_labels, strict=True) if y == label][:num_reviews]
-        human_texts += texts
-        human_labels += [label] * len(texts)
-    reference = {"name": "NSMC test", **measure(human_texts, human_labels, judge, bayes, known, metrics)}
+    # the same columns on real reviews (realness: against the next num_reviews of each sentiment)
+    reference = {
+        "name": "NSMC test",
+        **measure(human_texts, human_labels, judge, bayes, known, metrics, other_human),
+    }
     return {
         "model": model_name,
         "num_reviews": num_reviews,
