@@ -156,15 +156,6 @@ def test_a_published_folder_by_id_needs_trust_remote_code_in_transformers_4(clie
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="custom_generate.prepare folds its settings into the generation_config a pipeline passes; "
-    "transformers 4.5x then refills every value equal to a library default from the model's "
-    "generation_config.json (use_model_defaults), so do_sample=False samples and the built-in "
-    "repetition penalty / top-p run beside ours. Fix in custom_generate/generate.py: pass the "
-    'settings as keyword arguments too: settings = {"generation_config": generation_config, **settings} '
-    "(verified: 4.57 then equals 5.23, and test_generation still passes)",
-)
 def test_custom_generate_decodes_alike_in_transformers_4_and_5(clients):
     tf4, tf5 = clients["tf4"], clients["tf5"]
     for name in ("kogpt2-full", "kogpt2-merged"):

@@ -347,7 +347,10 @@ def prepare(
     if generation_config is not None:
         generation_config = copy.deepcopy(generation_config)
         generation_config.update(**settings)
-        settings = {"generation_config": generation_config}
+        # The settings go as keywords too: transformers 4.5x refills every value of a passed config
+        # that equals a library default from the model's generation_config.json (do_sample=False
+        # would sample, and the built-in penalty / top-p would run beside ours); keywords win there.
+        settings = {"generation_config": generation_config, **settings}
     return {**settings, "logits_processor": processors, **model_kwargs}
 
 
