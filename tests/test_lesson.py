@@ -117,7 +117,7 @@ def test_side_by_side_without_a_sentiment_skips_guidance_and_common_settings_win
 
 def test_the_whole_lesson_runs_from_the_study_rows(base):
     model, tokenizer = base
-    rows = list(lesson.side_by_side(model, tokenizer, STUDY_ROWS, prompt="이 영화", max_new_tokens=6))
+    rows = list(lesson.side_by_side(model, tokenizer, STUDY_ROWS, prompt="이 영화", max_new_tokens=8))
     assert [row.name for row in rows] == list(STUDY_ROWS)
     assert all(row.review is not None for row in rows)
 

@@ -67,6 +67,9 @@ TRACE_DECODING: dict[str, Any] = {
     "repetition_penalty": 1.0,
     "guidance_scale": 1.0,
     "min_new_tokens": 0,
+    # plain top-p, as the slides draw it: EOS takes its share of the cut, and no length prior
+    "keep_eos_probability": False,
+    "length_prior": False,
 }
 
 # The cut categories of a bar, as the "why" chart colours them.
