@@ -173,6 +173,7 @@ def test_generate_applies_each_processor_exactly_once(tiny_model, tokenizer, str
         "이 영화",
         strategy=strategy,
         guidance_scale=1,
+        min_new_tokens=0,  # the default floor masks EOS: the references apply only the processors
         max_new_tokens=4,
         **knobs,
     )
@@ -341,6 +342,7 @@ def test_calibrated_length_prior_gives_back_the_reference_lengths(tokenizer):
                 seed=5,
                 guidance_scale=1,
                 repetition_penalty=1.0,
+                min_new_tokens=0,  # lengths from the model and the prior, not the default floor
                 max_new_tokens=24,
                 **knobs,
             )
