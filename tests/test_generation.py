@@ -687,6 +687,16 @@ def test_install_custom_generate_copies_the_package_files_and_adds_the_guidance_
     config = GenerationConfig.from_pretrained(folder)
     assert config.sentiment_guidance["prompt_ids"]["negative"] == FMT.prompt_ids(tokenizer, "negative")
     assert config.sentiment_guidance["scale"] == DEFAULT_GUIDANCE_SCALE
+    assert config.keep_eos_probability == DEFAULT_KEEP_EOS_PROBABILITY
+    # a folder written before keep_eos_probability existed gets it, its own settings kept
+    old = GenerationConfig.from_pretrained(folder)
+    del old.keep_eos_probability
+    old.max_new_tokens = 7
+    old.save_pretrained(folder)
+    assert not hasattr(GenerationConfig.from_pretrained(folder), "keep_eos_probability")
+    install_custom_generate(folder)
+    config = GenerationConfig.from_pretrained(folder)
+    assert config.keep_eos_probability == DEFAULT_KEEP_EOS_PROBABILITY and config.max_new_tokens == 7
     with pytest.raises(FileNotFoundError, match="model_dir must be a saved model folder"):
         install_custom_generate(tmp_path / "nothing")
 

@@ -535,27 +535,14 @@ def test_length_prior_rejects_bad_arguments(kwargs, message):
 def test_length_prior_in_generate_makes_texts_longer(tiny_model, tokenizer):
     """A bias of +30 (odds x 1e13) ends every text at once; -30 at the first steps keeps every one going."""
     eos = tokenizer.eos_token_id
-    batch = tokenizer(["긍정"] * 16, return_tensors="pt")
-    width = batch["input_ids"].shape[1]
+    width = len(tokenizer("긍정")["input_ids"])
 
-    def lengths(processors):
-        torch.manual_seed(0)
-        out = tiny_model.generate(
-            **batch,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=eos,
-            do_sample=True,
-            max_new_tokens=12,
-            logits_processor=LogitsProcessorList(processors),
-            **OFF,
-        )
-        new = out[:, width:]
-        return [(row == eos).nonzero()[0].item() if (row == eos).any() else new.shape[1] for row in new]
+    def lengths(prior):
+        _, out = generate(tiny_model, tokenizer, ["긍정"] * 16, [prior], do_sample=True, eos_token_id=eos)
+        return [row.tolist().index(eos) if eos in row else len(row) for row in out[:, width:]]
 
-    boosted = lengths([LengthPriorLogitsProcessor([30.0], eos, width)])  # EOS odds x e^30: ends at once
-    assert boosted == [0] * 16
-    held = lengths([LengthPriorLogitsProcessor([-30.0] * 4 + [0.0], eos, width)])
-    assert min(held) >= 4  # no EOS among the first 4 generated tokens
+    assert lengths(LengthPriorLogitsProcessor([30.0], eos, width)) == [0] * 16  # EOS odds x e^30
+    assert min(lengths(LengthPriorLogitsProcessor([-30.0] * 4 + [0.0], eos, width))) >= 4
 
 
 # Built-in counterparts off (repetition_penalty=1.0, top_p=1.0, top_k=0) so nothing applies twice.
@@ -633,23 +620,17 @@ def test_keep_eos_in_generate_leaves_the_models_stop_probability(tiny_model, tok
     eos = tokenizer.eos_token_id
 
     def stop_probabilities(processor):
-        side, tokenizer.padding_side = tokenizer.padding_side, "left"
-        try:
-            batch = tokenizer(PROMPTS, return_tensors="pt", padding=True)
-        finally:
-            tokenizer.padding_side = side
-        torch.manual_seed(0)
-        out = tiny_model.generate(
-            **batch,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=eos,
+        _, out = generate(
+            tiny_model,
+            tokenizer,
+            PROMPTS,
+            [processor],
             do_sample=True,
+            eos_token_id=eos,
             max_new_tokens=8,
-            logits_processor=LogitsProcessorList([processor]),
             output_scores=True,
             output_logits=True,
             return_dict_in_generate=True,
-            **OFF,
         )
         after = torch.stack([s.float().softmax(-1)[:, eos] for s in out.scores])
         before = torch.stack([s.float().softmax(-1)[:, eos] for s in out.logits])

@@ -531,8 +531,9 @@ def install_custom_generate(model_dir: str | os.PathLike, review_format: ReviewF
     Copies :mod:`nsmc_gen.custom_generate.generate` and :mod:`nsmc_gen.processors` into
     ``model_dir/custom_generate/`` (transformers loads the second through the first's relative
     import), and makes sure ``generation_config.json`` has the ``sentiment_guidance`` field
-    (adding it from the folder's tokenizer, or writing the recommended config if there is none).
-    Files are replaced atomically.
+    (adding it from the folder's tokenizer, or writing the recommended config if there is none) and
+    the ``keep_eos_probability`` field (the default, for a folder written before it existed), so
+    that remote code decodes as nsmc-gen does. Files are replaced atomically.
 
     Returns:
         The ``custom_generate`` folder.
@@ -553,11 +554,14 @@ def install_custom_generate(model_dir: str | os.PathLike, review_format: ReviewF
         atomic_write(target / source.name, partial(shutil.copyfile, source))
     if (model_dir / "generation_config.json").is_file():
         config = GenerationConfig.from_pretrained(model_dir)
-        if getattr(config, _custom_generate.GUIDANCE_FIELD, None):
+        has_guidance = bool(getattr(config, _custom_generate.GUIDANCE_FIELD, None))
+        if has_guidance and getattr(config, KEEP_EOS_FIELD, None) is not None:
             return target
-        setattr(
-            config, _custom_generate.GUIDANCE_FIELD, sentiment_guidance(_tokenizer(model_dir), review_format)
-        )
+        if not has_guidance:
+            guidance = sentiment_guidance(_tokenizer(model_dir), review_format)
+            setattr(config, _custom_generate.GUIDANCE_FIELD, guidance)
+        if getattr(config, KEEP_EOS_FIELD, None) is None:
+            setattr(config, KEEP_EOS_FIELD, DEFAULT_KEEP_EOS_PROBABILITY)
         config._from_model_config = False  # else transformers drops every extra field on loading
     else:
         config = recommended_generation_config(_tokenizer(model_dir), review_format)
