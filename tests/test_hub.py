@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import build_tiny_model
+from conftest import build_tiny_model, save_lora_adapter
 from hub_server import HubServer
 from huggingface_hub import ModelCard
 
@@ -280,28 +280,17 @@ def adapter_dir(tmp_path, tokenizer):
     """A LoRA adapter (non-zero B, so merging changes the weights) over a tiny base that this
     session's Hub cache holds as ``org/tiny-base`` (downloaded earlier, as it were)."""
     from huggingface_hub import constants
-    from peft import LoraConfig, get_peft_model
     from replicas import put_in_hub_cache
 
     base_dir = tmp_path / "base"
     build_tiny_model(tokenizer).save_pretrained(base_dir)
     tokenizer.save_pretrained(base_dir)
     put_in_hub_cache(Path(constants.HF_HUB_CACHE), TINY_BASE, base_dir)
-    base = build_tiny_model(tokenizer)
-    config = LoraConfig(r=2, lora_alpha=4, target_modules=["c_attn"], fan_in_fan_out=True)
-    peft_model = get_peft_model(base, config)
-    torch.manual_seed(1)
-    for name, param in peft_model.named_parameters():
-        if "lora_B" in name:
-            torch.nn.init.normal_(param, std=0.5)
-    peft_model.peft_config["default"].base_model_name_or_path = TINY_BASE
     folder = tmp_path / "adapter"
-    peft_model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    recommended_generation_config(tokenizer).save_pretrained(folder)
+    peft_model = save_lora_adapter(tokenizer, folder, TINY_BASE)
     (folder / RUN_FACTS).write_text(json.dumps({**RUN, "peft": {"r": 2, "alpha": 4}}), encoding="utf-8")
     save_model_card(folder)
-    return folder, peft_model.eval()
+    return folder, peft_model
 
 
 def test_adapter_then_merged_model_replaces_the_adapter(hub, adapter_dir, tmp_path):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import save_lora_adapter
 from transformers import AutoModelForCausalLM, GenerationConfig
 
 from nsmc_gen.custom_generate import generate as custom_generate
@@ -156,21 +157,10 @@ def test_saved_weights_become_readable_by_everyone_the_umask_allows(tmp_path, ti
 
 
 def test_merge_carries_the_length_prior_and_states_the_adapter(tmp_path, tiny_model, tokenizer):
-    from peft import LoraConfig, get_peft_model
-
     base_dir = tmp_path / "base"
-    tiny_model.save_pretrained(base_dir)
-    config = LoraConfig(r=2, lora_alpha=4, target_modules=["c_attn"], fan_in_fan_out=True)
-    peft_model = get_peft_model(tiny_model, config)
-    torch.manual_seed(1)
-    for name, param in peft_model.named_parameters():
-        if "lora_B" in name:
-            torch.nn.init.normal_(param, std=0.5)
-    peft_model.peft_config["default"].base_model_name_or_path = str(base_dir)
+    tiny_model.save_pretrained(base_dir)  # build_tiny_model's weights: the adapter's base
     adapter = tmp_path / "adapter"
-    peft_model.save_pretrained(adapter)
-    tokenizer.save_pretrained(adapter)
-    recommended_generation_config(tokenizer).save_pretrained(adapter)
+    peft_model = save_lora_adapter(tokenizer, adapter, str(base_dir))
     save_length_prior(adapter, [-1.0, 0.5])
 
     merged = merge_adapter(adapter, tmp_path / "merged")
@@ -183,7 +173,7 @@ def test_merge_carries_the_length_prior_and_states_the_adapter(tmp_path, tiny_mo
     ids = torch.tensor([[5, 17, 42, 7]])
     with torch.no_grad():
         merged_logits = AutoModelForCausalLM.from_pretrained(merged).eval()(ids).logits
-        torch.testing.assert_close(merged_logits, peft_model.eval()(ids).logits, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(merged_logits, peft_model(ids).logits, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="merge_adapter needs a LoRA adapter folder"):
         merge_adapter(merged, tmp_path / "again")
 

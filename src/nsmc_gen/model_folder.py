@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nsmc_gen.card import render_card
-from nsmc_gen.files import atomic_write, write_text_atomic
+from nsmc_gen.files import _umask, atomic_write, write_text_atomic
 
 if TYPE_CHECKING:
     from huggingface_hub import ModelCard
@@ -496,12 +496,6 @@ def _complete(folder: Path, facts: RunFacts, review_format: ReviewFormat | None)
     write_run_facts(folder, facts)
     save_model_card(folder)  # README.md (replaces the generic one peft writes beside an adapter)
     make_readable(folder)
-
-
-def _umask() -> int:
-    mask = os.umask(0)  # the only portable way to read it is to set it
-    os.umask(mask)
-    return mask
 
 
 def _finite(value: Any) -> bool:
