@@ -8,6 +8,8 @@
 Without ``--config`` the embedded recipe (recipes/embedded/default.yaml) applies. Every recipe key
 can be overridden on the command line; ``--help`` lists them all. A run restarted with the same
 output_dir resumes from its last checkpoint (``--resume_from_checkpoint false`` starts afresh).
+After training, the main process calibrates the model's length prior against the training reviews
+and saves it with the model (``--calibrate_length_prior false`` skips it).
 """
 
 from __future__ import annotations

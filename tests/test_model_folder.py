@@ -182,3 +182,14 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import nsmc_gen.card
+    import nsmc_gen.model_folder
+
+    for module in (nsmc_gen.model_folder, nsmc_gen.card):
+        result = doctest.testmod(module)
+        assert result.attempted and not result.failed, module.__name__

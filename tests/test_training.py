@@ -22,7 +22,7 @@ import nsmc_gen
 from nsmc_gen.data import read_nsmc_file
 from nsmc_gen.decoding import recommended_generation_config
 from nsmc_gen.formatting import PackedReviewCollator, ReviewCollator, ReviewFormat, tokenize_reviews
-from nsmc_gen.generation import PRIOR_STEPS
+from nsmc_gen.generation import PRIOR_STEPS, generate_reviews
 from nsmc_gen.hub import validate_model_folder
 from nsmc_gen.model_folder import MERGED_DIR, RUN_FACTS
 from nsmc_gen.modeling import EMBEDDED, NSMC_SAMPLE
@@ -323,7 +323,9 @@ def test_full_run_leaves_a_hub_ready_folder_with_real_figures(
 
     assert list((out / "runs").rglob("events.out.tfevents.*"))  # --report_to tensorboard
     printed = capsys.readouterr().out
-    assert "positive:" in printed and "negative:" in printed
+    for sentiment in ("positive", "negative"):  # sampled with the calibrated prior, as the folder samples
+        reviews = generate_reviews(reloaded, _tokenizer(out), sentiment, num_return_sequences=2, seed=7)
+        assert f"\n{sentiment}:\n" + "".join(f"  - {review}\n" for review in reviews) in printed
 
 
 def _umask() -> int:
