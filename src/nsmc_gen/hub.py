@@ -413,6 +413,7 @@ def push_model(
     token = _resolve_token(token)  # before a merge that may take minutes
     with tempfile.TemporaryDirectory(prefix="nsmc-gen-merged-") as scratch:
         if merge:
+            validate_model_folder(model_dir, check_card=False)  # the adapter folder, before a long merge
             model_dir = merge_adapter(model_dir, Path(scratch) / model_dir.name)
         validate_model_folder(model_dir, check_card=False)  # every file but the card, before writing it
         if render_card:
