@@ -313,7 +313,7 @@ def test_adapter_then_merged_model_replaces_the_adapter(hub, adapter_dir, tmp_pa
     assert len(hub.commits("model", "org/lora")) == 3
 
 
-def test_adapter_over_a_local_base_is_pushed_only_merged(adapter_dir, tmp_path):
+def test_adapter_over_a_local_base_is_pushed_only_merged(adapter_dir, tmp_path, capsys):
     folder, _ = adapter_dir
     config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
     config["base_model_name_or_path"] = str(tmp_path / "base")  # a folder on this disk only
@@ -321,6 +321,10 @@ def test_adapter_over_a_local_base_is_pushed_only_merged(adapter_dir, tmp_path):
     # refused before any token or network call (HF_HUB_OFFLINE is set here: it would say so instead)
     with pytest.raises(ValueError, match=r"is a local folder, not a Hub id.*nsmc-gen push --merge"):
         push_model(folder, "org/lora-local")
+    from nsmc_gen.cli import main
+
+    assert main(["push", str(folder), "--repo-id", "org/lora-local"]) == 2  # a usage error
+    assert "nsmc-gen push --merge" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # rendering the card imports torch in the fresh process
