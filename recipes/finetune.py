@@ -8,6 +8,8 @@
 Without ``--config`` the embedded recipe (recipes/embedded/default.yaml) applies. Every recipe key
 can be overridden on the command line; ``--help`` lists them all. A run restarted with the same
 output_dir resumes from its last checkpoint (``--resume_from_checkpoint false`` starts afresh).
+After training, the main process calibrates the model's length prior against the training reviews
+and saves it with the model (``--calibrate_length_prior false`` skips it).
 """
 
 from __future__ import annotations
@@ -20,17 +22,20 @@ import datasets
 import transformers
 from transformers import set_seed
 
-from nsmc_gen.generation import generate_reviews
+from nsmc_gen.custom_generate.generate import LENGTH_PRIOR_FIELD
+from nsmc_gen.generation import calibrate_length_prior, generate_reviews
 from nsmc_gen.hub import push_model
+from nsmc_gen.model_folder import MERGED_DIR, merge_adapter, save_finished_model, save_length_prior
 from nsmc_gen.training import (
     build_trainer,
     last_checkpoint,
     load_model,
     parse_args,
     prepare_datasets,
-    save_finished_model,
     set_cpu_threads,
     take_push_request,
+    train_reviews,
+    training_facts,
     whole_model,
 )
 
@@ -68,13 +73,24 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> Path:
     trainer.log_metrics("eval", eval_metrics)
     trainer.save_metrics("eval", eval_metrics)
 
-    # ---- the finished, Hub-ready folder ----
-    folder = save_finished_model(trainer, model_args, data_args, eval_metrics)
+    # ---- the finished, Hub-ready folder: weights, tokenizer, decoding, run facts, card ----
+    facts = training_facts(trainer, model_args, data_args, eval_metrics)
+    folder = save_finished_model(trainer, facts, data_args.review_format)
     if trainer.is_world_process_zero():
-        print(f"model folder: {folder}")
-    if trainer.is_world_process_zero() and script_args.sample_reviews:
         with whole_model(trainer, folder) as model:  # under ZeRO-3: the folder, loaded whole
-            for sentiment in ("positive", "negative"):
+            # ---- the length prior: sampled reviews end as often, per token count, as the training ones ----
+            if script_args.calibrate_length_prior:
+                prior = calibrate_length_prior(
+                    model,
+                    tokenizer,
+                    train_reviews(data_args, training_args),
+                    num_reviews=script_args.calibration_reviews,
+                    seed=training_args.seed,
+                    review_format=data_args.review_format,
+                )
+                save_length_prior(folder, prior)
+                setattr(model.generation_config, LENGTH_PRIOR_FIELD, prior)  # the sample reviews use it
+            for sentiment in ("positive", "negative") if script_args.sample_reviews else ():
                 reviews = generate_reviews(
                     model,
                     tokenizer,
@@ -84,6 +100,9 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> Path:
                     review_format=data_args.review_format,
                 )  # the default decoding, as `nsmc-gen generate` applies it
                 print(f"\n{sentiment}:", *(f"  - {review}" for review in reviews), sep="\n")
+        if model_args.merge_lora:  # from the saved adapter: under ZeRO-3 the weights are partitioned
+            folder = merge_adapter(folder, folder / MERGED_DIR)
+        print(f"model folder: {folder}")
 
     # ---- publish: the finished folder, one commit ----
     if repo_id and trainer.is_world_process_zero():

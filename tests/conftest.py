@@ -45,6 +45,25 @@ def build_tiny_model(tokenizer, seed: int = 0, **overrides) -> GPT2LMHeadModel:
     return GPT2LMHeadModel(config).eval()
 
 
+def save_lora_adapter(tokenizer, folder: Path, base_name_or_path: str, generation_config=None):
+    """A LoRA adapter over a tiny model (non-zero B, so merging changes the weights) saved in
+    ``folder`` with the tokenizer and ``generation_config`` (default: the recommended one), naming
+    ``base_name_or_path`` as its base. Returns the adapter model, in eval mode."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=2, lora_alpha=4, target_modules=["c_attn"], fan_in_fan_out=True)
+    peft_model = get_peft_model(build_tiny_model(tokenizer), config)
+    torch.manual_seed(1)
+    for name, param in peft_model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.5)
+    peft_model.peft_config["default"].base_model_name_or_path = base_name_or_path
+    peft_model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    (generation_config or recommended_generation_config(tokenizer)).save_pretrained(folder)
+    return peft_model.eval()
+
+
 @pytest.fixture
 def tiny_model(tokenizer) -> GPT2LMHeadModel:
     return build_tiny_model(tokenizer)
@@ -107,6 +126,7 @@ def recipe_args(recipe: str, data_dir: Path, output_dir: Path, *extra: str) -> l
         *("--max_steps", "2", "--eval_strategy", "steps", "--eval_steps", "2"),
         *("--save_strategy", "steps", "--save_steps", "2", "--logging_steps", "1"),
         *("--sample_reviews", "1", "--dataloader_num_workers", "0", "--cpu_threads", "1"),
+        *("--calibrate_length_prior", "false"),  # tests/test_training.py runs the calibration
         *extra,
     ]
 

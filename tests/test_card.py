@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
-from nsmc_gen.card import RUN_FACTS, render_model_card, save_model_card
 from nsmc_gen.decoding import recommended_generation_config
+from nsmc_gen.model_folder import RUN_FACTS, render_model_card, save_model_card
 from nsmc_gen.modeling import KOGPT2
 
 RUN = {  # nsmc_gen_run.json as nsmc_gen.training writes it (the keys the card reads)

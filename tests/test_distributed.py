@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -24,12 +25,12 @@ import torch
 from transformers import AutoModelForCausalLM
 
 import nsmc_gen
-from nsmc_gen.card import RUN_FACTS
 from nsmc_gen.data import read_nsmc_file
 from nsmc_gen.formatting import ReviewCollator
 from nsmc_gen.hub import validate_model_folder
+from nsmc_gen.model_folder import MERGED_DIR, RUN_FACTS
 from nsmc_gen.modeling import NSMC_SAMPLE, load_embedded_default
-from nsmc_gen.training import MERGED_DIR, parse_args, prepare_datasets, review_token_nll
+from nsmc_gen.training import parse_args, prepare_datasets, review_token_nll
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "recipes" / "accelerate_configs"
@@ -111,6 +112,7 @@ def recipe_args(data_dir: Path, output_dir: Path, *extra: str) -> list[str]:
         *("--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "8"),
         *("--output_dir", str(output_dir), "--sample_reviews", "0", "--logging_steps", "1"),
         *("--warmup_steps", "0", "--dataloader_num_workers", "0"),
+        *("--calibrate_length_prior", "false"),  # tests/test_training.py runs the calibration
         *extra,
     ]
 
@@ -170,6 +172,10 @@ def test_zero3_run_saves_the_full_trained_model(slice_dir, tmp_path):
     assert (out / "custom_generate" / "generate.py").is_file()
     facts = json.loads((out / RUN_FACTS).read_text(encoding="utf-8"))
     assert (facts["processes"], facts["batch_size"], facts["global_step"]) == (2, 8, 10)
+    umask = os.umask(0)
+    os.umask(umask)
+    readable = 0o444 & ~umask  # safetensors writes the gathered weights 0600; the folder is for everyone
+    assert stat.S_IMODE((out / "model.safetensors").stat().st_mode) & 0o444 == readable
 
     saved = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
     base, _ = load_embedded_default()

@@ -439,8 +439,8 @@ def test_cli_evaluate_runs_the_study(tmp_path, tiny_model_dir, monkeypatch, caps
 
 def test_cli_evaluate_puts_the_study_into_a_trained_folders_card(tiny_model_dir, monkeypatch, capsys):
     from nsmc_gen import cli
-    from nsmc_gen.card import RUN_FACTS
     from nsmc_gen.evaluation import study
+    from nsmc_gen.model_folder import RUN_FACTS
 
     monkeypatch.setattr(study, "run_study", lambda model, tokenizer, **kwargs: fake_report())
     (tiny_model_dir / RUN_FACTS).write_text(

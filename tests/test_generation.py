@@ -9,12 +9,10 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
 from transformers import (
-    GenerationConfig,
     LogitsProcessorList,
     TemperatureLogitsWarper,
     TopKLogitsWarper,
@@ -36,12 +34,11 @@ from nsmc_gen.generation import (
     calibrate_length_prior,
     decoding_settings,
     generate_reviews,
-    install_custom_generate,
-    save_length_prior,
     stop_rates,
     strategy_knobs,
     stream_review,
 )
+from nsmc_gen.model_folder import install_custom_generate
 from nsmc_gen.processors import (
     KeepEOSProbabilityLogitsProcessor,
     LengthPriorLogitsProcessor,
@@ -374,26 +371,6 @@ def test_stop_rates_and_calibration_arguments(tiny_model, tokenizer):
         calibrate_length_prior(tiny_model, tokenizer, [])
 
 
-def test_save_length_prior_round_trips_through_the_folder(tmp_path, tiny_model, tokenizer):
-    from transformers import AutoModelForCausalLM
-
-    folder = tmp_path / "model"
-    tiny_model.generation_config = recommended_generation_config(tokenizer)
-    tiny_model.save_pretrained(folder)
-    save_length_prior(folder, [-2, -1.5])
-    reloaded = AutoModelForCausalLM.from_pretrained(folder)
-    assert reloaded.generation_config.length_prior == [-2.0, -1.5]
-    assert reloaded.generation_config.sentiment_guidance  # the other fields survive
-    kwargs = build_generate_kwargs(reloaded, tokenizer, "positive")
-    assert [p.eos_bias for p in kwargs["logits_processor"] if isinstance(p, LengthPriorLogitsProcessor)] == [
-        [-2.0, -1.5]
-    ]
-    with pytest.raises(ValueError, match="prior must be a list of finite numbers"):
-        save_length_prior(folder, [math.inf])
-    with pytest.raises(FileNotFoundError, match="generation_config.json"):
-        save_length_prior(tmp_path / "nothing", [-1.0])
-
-
 # --- prompts and texts --------------------------------------------------------------------------
 
 
@@ -670,35 +647,6 @@ def test_custom_generate_in_process_follows_the_model_configs_guidance(tiny_mode
         ValueError, match="needs negative_prompt_ids, or prompts that start with a sentiment word"
     ):
         custom_generate.generate(input_ids=torch.tensor([[5, 6]]), model=tiny_model, guidance_scale=2.0)
-
-
-def test_install_custom_generate_copies_the_package_files_and_adds_the_guidance_field(
-    tmp_path, tiny_model, tokenizer
-):
-    folder = tmp_path / "model"
-    tiny_model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    target = install_custom_generate(folder)
-    from nsmc_gen import processors
-
-    for module in (custom_generate, processors):
-        source = Path(module.__file__)
-        assert (target / source.name).read_bytes() == source.read_bytes()
-    config = GenerationConfig.from_pretrained(folder)
-    assert config.sentiment_guidance["prompt_ids"]["negative"] == FMT.prompt_ids(tokenizer, "negative")
-    assert config.sentiment_guidance["scale"] == DEFAULT_GUIDANCE_SCALE
-    assert config.keep_eos_probability == DEFAULT_KEEP_EOS_PROBABILITY
-    # a folder written before keep_eos_probability existed gets it, its own settings kept
-    old = GenerationConfig.from_pretrained(folder)
-    del old.keep_eos_probability
-    old.max_new_tokens = 7
-    old.save_pretrained(folder)
-    assert not hasattr(GenerationConfig.from_pretrained(folder), "keep_eos_probability")
-    install_custom_generate(folder)
-    config = GenerationConfig.from_pretrained(folder)
-    assert config.keep_eos_probability == DEFAULT_KEEP_EOS_PROBABILITY and config.max_new_tokens == 7
-    with pytest.raises(FileNotFoundError, match="model_dir must be a saved model folder"):
-        install_custom_generate(tmp_path / "nothing")
 
 
 PIPELINES = textwrap.dedent(

@@ -23,21 +23,20 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import build_tiny_model
+from conftest import build_tiny_model, save_lora_adapter
 from hub_server import HubServer
 from huggingface_hub import ModelCard
 
 import nsmc_gen
-from nsmc_gen.card import RUN_FACTS, save_model_card
 from nsmc_gen.decoding import DECODING_DEFAULTS, recommended_generation_config
 from nsmc_gen.hub import (
     HubPushError,
     ModelFolder,
-    merge_adapter,
     prepare_dataset_folder,
     push_model,
     validate_model_folder,
 )
+from nsmc_gen.model_folder import RUN_FACTS, install_custom_generate, merge_adapter, save_model_card
 
 TOKEN = "hf_TestTokenNeverPrinted0123456789"
 SRC = str(Path(nsmc_gen.__file__).resolve().parents[1])
@@ -273,28 +272,25 @@ def test_branch_and_pull_request(hub, model_dir):
     assert "model.safetensors" in hub.repos[("model", "org/branches")].prs[0].files
 
 
+TINY_BASE = "org/tiny-base"  # the adapter's base: a Hub id, so that others can load the adapter
+
+
 @pytest.fixture
 def adapter_dir(tmp_path, tokenizer):
-    """A LoRA adapter (non-zero B, so merging changes the weights) over a local tiny base."""
-    from peft import LoraConfig, get_peft_model
+    """A LoRA adapter (non-zero B, so merging changes the weights) over a tiny base that this
+    session's Hub cache holds as ``org/tiny-base`` (downloaded earlier, as it were)."""
+    from huggingface_hub import constants
+    from replicas import put_in_hub_cache
 
     base_dir = tmp_path / "base"
     build_tiny_model(tokenizer).save_pretrained(base_dir)
-    base = build_tiny_model(tokenizer)
-    config = LoraConfig(r=2, lora_alpha=4, target_modules=["c_attn"], fan_in_fan_out=True)
-    peft_model = get_peft_model(base, config)
-    torch.manual_seed(1)
-    for name, param in peft_model.named_parameters():
-        if "lora_B" in name:
-            torch.nn.init.normal_(param, std=0.5)
-    peft_model.peft_config["default"].base_model_name_or_path = str(base_dir)
+    tokenizer.save_pretrained(base_dir)
+    put_in_hub_cache(Path(constants.HF_HUB_CACHE), TINY_BASE, base_dir)
     folder = tmp_path / "adapter"
-    peft_model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    recommended_generation_config(tokenizer).save_pretrained(folder)
+    peft_model = save_lora_adapter(tokenizer, folder, TINY_BASE)
     (folder / RUN_FACTS).write_text(json.dumps({**RUN, "peft": {"r": 2, "alpha": 4}}), encoding="utf-8")
     save_model_card(folder)
-    return folder, peft_model.eval()
+    return folder, peft_model
 
 
 def test_adapter_then_merged_model_replaces_the_adapter(hub, adapter_dir, tmp_path):
@@ -315,6 +311,20 @@ def test_adapter_then_merged_model_replaces_the_adapter(hub, adapter_dir, tmp_pa
     assert "adapter_config.json" not in files and "adapter_model.safetensors" not in files  # stale: deleted
     assert files["model.safetensors"] == (merged / "model.safetensors").read_bytes()
     assert len(hub.commits("model", "org/lora")) == 3
+
+
+def test_adapter_over_a_local_base_is_pushed_only_merged(adapter_dir, tmp_path, capsys):
+    folder, _ = adapter_dir
+    config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = str(tmp_path / "base")  # a folder on this disk only
+    (folder / "adapter_config.json").write_text(json.dumps(config), encoding="utf-8")
+    # refused before any token or network call (HF_HUB_OFFLINE is set here: it would say so instead)
+    with pytest.raises(ValueError, match=r"is a local folder, not a Hub id.*nsmc-gen push --merge"):
+        push_model(folder, "org/lora-local")
+    from nsmc_gen.cli import main
+
+    assert main(["push", str(folder), "--repo-id", "org/lora-local"]) == 2  # a usage error
+    assert "nsmc-gen push --merge" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # rendering the card imports torch in the fresh process
@@ -431,8 +441,6 @@ def olah(olah_server, hub, tokenizer, nsmc_small):
     if olah_server is None:
         pytest.skip("olah is not installed (pip install olah)")
     root, url, server = olah_server
-    from nsmc_gen.generation import install_custom_generate
-
     model = complete_folder(root / "folder", tokenizer)
     install_custom_generate(model)  # sentiment guidance for users without nsmc-gen
     save_model_card(model, repo_id="org/tiny-nsmc")

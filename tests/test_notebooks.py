@@ -120,7 +120,8 @@ def training(tmp_path_factory, kernel_env):
         "REPO_DIR": str(REPO),
         "OUTPUT_DIR": str(work / "model"),
         "TRAIN_ARGS": f"--data_dir {data} --validation_size 64 --max_train_samples 256 --max_eval_samples 32 "
-        "--max_steps 3 --cpu_threads 1 --sample_reviews 0 --save_strategy no --logging_steps 1",
+        "--max_steps 3 --cpu_threads 1 --sample_reviews 0 --save_strategy no --logging_steps 1 "
+        "--calibrate_length_prior false",
         "EVAL_ARGS": f"--num-reviews 2 --rows greedy,guidance-2 --test-reviews 20 --max-new-tokens 12 "
         f"--nsmc-dir {data}",
         "PUSH_TO": PUSH_TO,

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -18,14 +19,14 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, GenerationConfig, TrainerCallback, TrainingArguments
 
 import nsmc_gen
-from nsmc_gen.card import RUN_FACTS
 from nsmc_gen.data import read_nsmc_file
 from nsmc_gen.decoding import recommended_generation_config
-from nsmc_gen.formatting import PackedReviewCollator, ReviewCollator, tokenize_reviews
+from nsmc_gen.formatting import PackedReviewCollator, ReviewCollator, ReviewFormat, tokenize_reviews
+from nsmc_gen.generation import PRIOR_STEPS, generate_reviews
 from nsmc_gen.hub import validate_model_folder
+from nsmc_gen.model_folder import MERGED_DIR, RUN_FACTS
 from nsmc_gen.modeling import EMBEDDED, NSMC_SAMPLE
 from nsmc_gen.training import (
-    MERGED_DIR,
     DataArguments,
     ModelArguments,
     apply_lora,
@@ -84,6 +85,7 @@ def tiny_args(model_dir: Path, data_dir: Path, output_dir: Path, *extra: str) ->
         *("--learning_rate", "3e-3", "--warmup_steps", "0", "--logging_steps", "1"),
         *("--sample_reviews", "0", "--dataloader_num_workers", "0"),
         *("--cpu_threads", "1"),  # the embedded recipe's 0 would give the rest of the suite every core
+        *("--calibrate_length_prior", "false"),  # one test below calibrates
         *extra,
     ]
 
@@ -145,6 +147,13 @@ def test_no_argument_run_uses_the_embedded_recipe():
         (["--packing", "--attn_implementation", "eager"], ValueError, ["packing", "sdpa"]),
         (["--early_stopping_patience", "2"], ValueError, ["load_best_model_at_end"]),
         (["--merge_lora"], ValueError, ["use_peft"]),
+        (["--use_peft", "--from_scratch"], ValueError, ["use_peft", "from_scratch", "never saved"]),
+        (["--calibration_reviews", "0"], ValueError, ["calibration_reviews", ">= 1"]),
+        (
+            ["--use_peft", "--push_to_hub", "--hub_model_id", "org/x"],
+            ValueError,
+            ["push_to_hub", "merge_lora", "'embedded'"],
+        ),
     ],
 )
 def test_bad_arguments_fail_before_any_work(argv, error, words):
@@ -257,9 +266,16 @@ def test_eval_metric_counts_review_tokens_only(tiny_model, tokenizer, packing):
 
 
 def test_full_run_leaves_a_hub_ready_folder_with_real_figures(
-    tiny_model_dir, tiny_data_dir, tmp_path, capsys
+    tiny_model_dir, tiny_data_dir, tmp_path, capsys, monkeypatch
 ):
     out = tmp_path / "run"
+    sampled_priors = []
+
+    def sample(model, *args, **kwargs):  # the recipe's sample reviews: which length prior they use
+        sampled_priors.append(getattr(model.generation_config, "length_prior", None))
+        return generate_reviews(model, *args, **kwargs)
+
+    monkeypatch.setattr(finetune, "generate_reviews", sample)
     argv = tiny_args(
         tiny_model_dir,
         tiny_data_dir,
@@ -268,11 +284,15 @@ def test_full_run_leaves_a_hub_ready_folder_with_real_figures(
         *("--save_strategy", "steps", "--save_steps", "2", "--load_best_model_at_end"),
         *("--metric_for_best_model", "perplexity", "--greater_is_better", "false"),
         *("--early_stopping_patience", "5", "--report_to", "tensorboard", "--sample_reviews", "2"),
+        # the one recipe run that calibrates the length prior, on few reviews
+        *("--calibrate_length_prior", "true", "--calibration_reviews", "4"),
     )
     folder = finetune.main(argv)
     assert folder == out
     assert validate_model_folder(out).kind == "model"  # the Hub helper's own readiness check (card included)
     assert "perplexity" in (out / "README.md").read_text(encoding="utf-8")
+    for name in ("model.safetensors", "config.json", "README.md", RUN_FACTS):  # safetensors writes 0600
+        assert stat.S_IMODE((out / name).stat().st_mode) & 0o444 == 0o444 & ~_umask(), name
 
     # generation_config.json: the project's decoding defaults, written explicitly
     saved = GenerationConfig.from_pretrained(out).to_diff_dict()
@@ -287,6 +307,9 @@ def test_full_run_leaves_a_hub_ready_folder_with_real_figures(
         "eos_token_id",
     ):
         assert saved[key] == expected[key], key
+    # the calibrated length prior: an EOS bias per generated-token count
+    assert len(saved["length_prior"]) == PRIOR_STEPS and all(map(math.isfinite, saved["length_prior"]))
+    assert any(bias != 0 for bias in saved["length_prior"])  # moved from its start, 0 everywhere
 
     facts = json.loads((out / RUN_FACTS).read_text(encoding="utf-8"))
     state = json.loads((out / "trainer_state.json").read_text(encoding="utf-8"))
@@ -307,7 +330,18 @@ def test_full_run_leaves_a_hub_ready_folder_with_real_figures(
 
     assert list((out / "runs").rglob("events.out.tfevents.*"))  # --report_to tensorboard
     printed = capsys.readouterr().out
-    assert "positive:" in printed and "negative:" in printed
+    for sentiment in ("positive", "negative"):
+        reviews = generate_reviews(reloaded, _tokenizer(out), sentiment, num_return_sequences=2, seed=7)
+        assert f"\n{sentiment}:\n" + "".join(f"  - {review}\n" for review in reviews) in printed
+    # the sample reviews were drawn under the calibrated prior (the tiny model's texts never end, so
+    # the texts alone cannot show it)
+    assert sampled_priors == [saved["length_prior"]] * 2
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _tokenizer(folder):
@@ -343,9 +377,17 @@ def test_lora_train_save_reload_merge(tiny_model_dir, tiny_data_dir, tmp_path):
         *("--use_peft", "--lora_r", "4", "--lora_target_modules", "c_attn", "c_fc", "--merge_lora"),
         *("--sample_reviews", "1"),  # generation still works on the model after the merge
         *("--max_steps", "4", "--eval_strategy", "no", "--save_strategy", "no", "--learning_rate", "2e-2"),
+        *("--positive_word", "좋아", "--negative_word", "싫어"),  # a prompt format of the user's own
     )
     folder = finetune.main(argv)
     assert folder == out / MERGED_DIR
+    # both folders carry the run's prompt format, not the default words'
+    own = ReviewFormat(positive_word="좋아", negative_word="싫어")
+    tokenizer = _tokenizer(out)
+    for written in (out, out / MERGED_DIR):
+        guidance = GenerationConfig.from_pretrained(written).sentiment_guidance
+        assert guidance["prompt_ids"] == {s: own.prompt_ids(tokenizer, s) for s in ("positive", "negative")}
+        assert guidance["prompt_ids"]["positive"] != ReviewFormat().prompt_ids(tokenizer, "positive")
     adapter = json.loads((out / "adapter_config.json").read_text(encoding="utf-8"))
     assert adapter["fan_in_fan_out"] is True and adapter["r"] == 4
     assert adapter["base_model_name_or_path"] == str(tiny_model_dir)
@@ -431,6 +473,7 @@ def test_two_process_ddp_on_cpu_with_the_embedded_default(tiny_data_dir, tmp_pat
         *("--max_eval_samples", "8", "--per_device_train_batch_size", "4", "--num_train_epochs", "1"),
         *("--save_strategy", "no", "--per_device_eval_batch_size", "4"),
         *("--output_dir", str(out), "--sample_reviews", "0", "--logging_steps", "1"),
+        *("--calibrate_length_prior", "false"),
     ]
     env = {**_subprocess_env(), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)

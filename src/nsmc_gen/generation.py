@@ -24,19 +24,15 @@ Example:
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import (
-    AutoTokenizer,
     GenerationConfig,
     StoppingCriteria,
     StoppingCriteriaList,
@@ -44,7 +40,6 @@ from transformers import (
     set_seed,
 )
 
-from nsmc_gen import processors as _processors
 from nsmc_gen.custom_generate import generate as _custom_generate
 from nsmc_gen.custom_generate.generate import KEEP_EOS_FIELD, LENGTH_PRIOR_FIELD
 from nsmc_gen.decoding import (
@@ -53,10 +48,7 @@ from nsmc_gen.decoding import (
     DEFAULT_KEEP_EOS_PROBABILITY,
     DEFAULT_STRATEGY,
     DEFAULT_USE_LENGTH_PRIOR,
-    recommended_generation_config,
-    sentiment_guidance,
 )
-from nsmc_gen.files import atomic_write, write_text_atomic
 from nsmc_gen.formatting import SENTIMENTS, ReviewFormat, Sentiment, normalize_sentiment
 
 
@@ -490,26 +482,6 @@ def calibrate_length_prior(
     return [round(b, 4) for b in prior]
 
 
-def save_length_prior(model_dir: str | os.PathLike, prior: Sequence[float]) -> Path:
-    """Write ``prior`` into the folder's ``generation_config.json`` (its ``length_prior`` field), atomically.
-
-    Example:
-        >>> prior = calibrate_length_prior(model, tokenizer, texts)  # doctest: +SKIP
-        >>> save_length_prior("outputs/model", prior)  # doctest: +SKIP
-        PosixPath('outputs/model/generation_config.json')
-    """
-    path = Path(model_dir) / "generation_config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"model_dir must hold a generation_config.json: {path}")
-    if not _CHECKS[LENGTH_PRIOR_FIELD][0](list(prior)):
-        raise ValueError(f"prior must be a list of finite numbers, got {prior!r}")
-    config = GenerationConfig.from_pretrained(model_dir)
-    setattr(config, LENGTH_PRIOR_FIELD, [float(b) for b in prior])
-    config._from_model_config = False  # else transformers drops every extra field on loading
-    write_text_atomic(path, config.to_json_string(use_diff=True))
-    return path
-
-
 def _pooled(rates: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Each count pooled with its neighbours, k // 8 on each side (fewer texts reach the later counts,
     and their stop rates change slowly); the pooled tail entry stays as it is."""
@@ -523,50 +495,6 @@ def _pooled(rates: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 def _token_counts(tokenizer: Any, texts: Sequence[str]) -> list[int]:
     return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
-
-
-def install_custom_generate(model_dir: str | os.PathLike, review_format: ReviewFormat | None = None) -> Path:
-    """Make a saved model folder decode like nsmc-gen under ``trust_remote_code=True``, without nsmc-gen.
-
-    Copies :mod:`nsmc_gen.custom_generate.generate` and :mod:`nsmc_gen.processors` into
-    ``model_dir/custom_generate/`` (transformers loads the second through the first's relative
-    import), and makes sure ``generation_config.json`` has the ``sentiment_guidance`` field
-    (adding it from the folder's tokenizer, or writing the recommended config if there is none) and
-    the ``keep_eos_probability`` field (the default, for a folder written before it existed), so
-    that remote code decodes as nsmc-gen does. Files are replaced atomically.
-
-    Returns:
-        The ``custom_generate`` folder.
-
-    Example:
-        >>> install_custom_generate("outputs/model")  # doctest: +SKIP
-        PosixPath('outputs/model/custom_generate')
-        >>> from transformers import pipeline
-        >>> pipe = pipeline("text-generation", "outputs/model", trust_remote_code=True)  # doctest: +SKIP
-        >>> pipe("긍정", num_return_sequences=3)  # our processors, sentiment guidance  # doctest: +SKIP
-    """
-    model_dir = Path(model_dir)
-    if not (model_dir / "config.json").is_file():
-        raise FileNotFoundError(f"model_dir must be a saved model folder (with config.json): {model_dir}")
-    target = model_dir / "custom_generate"
-    target.mkdir(exist_ok=True)
-    for source in (Path(_custom_generate.__file__), Path(_processors.__file__)):
-        atomic_write(target / source.name, partial(shutil.copyfile, source))
-    if (model_dir / "generation_config.json").is_file():
-        config = GenerationConfig.from_pretrained(model_dir)
-        has_guidance = bool(getattr(config, _custom_generate.GUIDANCE_FIELD, None))
-        if has_guidance and getattr(config, KEEP_EOS_FIELD, None) is not None:
-            return target
-        if not has_guidance:
-            guidance = sentiment_guidance(_tokenizer(model_dir), review_format)
-            setattr(config, _custom_generate.GUIDANCE_FIELD, guidance)
-        if getattr(config, KEEP_EOS_FIELD, None) is None:
-            setattr(config, KEEP_EOS_FIELD, DEFAULT_KEEP_EOS_PROBABILITY)
-        config._from_model_config = False  # else transformers drops every extra field on loading
-    else:
-        config = recommended_generation_config(_tokenizer(model_dir), review_format)
-    write_text_atomic(model_dir / "generation_config.json", config.to_json_string(use_diff=True))
-    return target
 
 
 class _Stop(StoppingCriteria):
@@ -620,10 +548,6 @@ def _seed(seed: int | None) -> None:
         if not _CHECKS["seed"][0](seed):
             raise ValueError(f"seed must be {_CHECKS['seed'][1]}, got {seed!r}")
         set_seed(seed)
-
-
-def _tokenizer(model_dir: Path) -> Any:
-    return AutoTokenizer.from_pretrained(model_dir)
 
 
 def _number(value: Any) -> bool:

@@ -24,7 +24,6 @@ import fnmatch
 import json
 import logging
 import re
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,20 +43,19 @@ from huggingface_hub import (
 )
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
-from nsmc_gen.card import CARD_FILE, RUN_FACTS, read_json, redact_tokens, save_model_card, write_run_facts
+from nsmc_gen.card import hub_model_id, redact_tokens
+from nsmc_gen.model_folder import (
+    ADAPTER_FILES,
+    CARD_FILE,
+    TOKENIZER_FILES,
+    TOKENIZER_VOCAB_FILES,
+    merge_adapter,
+    read_json,
+    save_model_card,
+)
 
 logger = logging.getLogger(__name__)
 
-TOKENIZER_VOCAB_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt")
-TOKENIZER_FILES = (
-    "tokenizer_config.json",
-    *TOKENIZER_VOCAB_FILES,
-    "merges.txt",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "chat_template.jinja",
-)
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 # Files the push owns in the repository: a stale one (an old shard, the adapter config after a
 # switch to the merged model) would change what from_pretrained loads, so it is deleted in the
 # same commit. Anything else in the repository is left alone.
@@ -146,7 +144,7 @@ def _custom_generate_files(path: Path, problems: list[str]) -> list[str]:
 def _card_problem(path: Path) -> str | None:
     card_path = path / CARD_FILE
     if not card_path.is_file():
-        return f"{card_path} is missing: render it with nsmc_gen.card.save_model_card"
+        return f"{card_path} is missing: render it with nsmc_gen.model_folder.save_model_card"
     try:
         card = ModelCard.load(card_path, ignore_metadata_errors=False)
     except ValueError as error:
@@ -211,47 +209,6 @@ def validate_model_folder(path: str | Path, check_card: bool = True) -> ModelFol
     if problems:
         raise ValueError(f"model folder {path} is not ready to push:\n- " + "\n- ".join(problems))
     return ModelFolder(path=path, kind=kind, files=tuple(sorted(set(files))))
-
-
-# --------------------------------------------------------------------------- LoRA merge
-
-
-def merge_adapter(adapter_dir: str | Path, output_dir: str | Path) -> Path:
-    """Merge a LoRA adapter folder into its base model and save a complete model folder.
-
-    The base model is loaded from the adapter's ``base_model_name_or_path`` (a Hub id, a folder
-    or ``"embedded"``) the way nsmc-gen loads bases, and the adapter from the folder's saved
-    weights: so a run sharded with DeepSpeed ZeRO-3, whose in-memory weights are partitioned,
-    merges exactly what it saved. Tokenizer files, ``generation_config.json`` and the run facts
-    (with ``merged: true``) are carried over; the merged folder, a full model, gets
-    ``custom_generate/``; the card is rendered anew.
-
-    Example:
-        >>> merge_adapter("out/kogpt2-nsmc-lora", "out/kogpt2-nsmc-merged")  # doctest: +SKIP
-    """
-    from nsmc_gen.generation import install_custom_generate
-    from nsmc_gen.modeling import load_finished_model
-
-    adapter_dir, output_dir = Path(adapter_dir), Path(output_dir)
-    validate_model_folder(adapter_dir, check_card=False)
-    if not (adapter_dir / "adapter_config.json").is_file():
-        raise ValueError(
-            f"merge_adapter needs a LoRA adapter folder; {adapter_dir} has no adapter_config.json"
-        )
-    adapter = read_json(adapter_dir / "adapter_config.json") or {}
-    model = load_finished_model(adapter_dir).merge_and_unload()
-    model.save_pretrained(output_dir)
-    for name in (*TOKENIZER_FILES, "generation_config.json"):
-        if (adapter_dir / name).is_file():
-            shutil.copy2(adapter_dir / name, output_dir / name)
-    install_custom_generate(output_dir)
-    peft = {"r": adapter.get("r"), "alpha": adapter.get("lora_alpha"), "dropout": adapter.get("lora_dropout")}
-    peft["target_modules"] = adapter.get("target_modules")
-    facts = read_json(adapter_dir / RUN_FACTS) or {}
-    facts = {"base_model": adapter.get("base_model_name_or_path"), "peft": peft, **facts, "merged": True}
-    write_run_facts(output_dir, facts)
-    save_model_card(output_dir)
-    return output_dir
 
 
 # --------------------------------------------------------------------------- errors
@@ -396,6 +353,19 @@ def _commit_folder(
         )
 
 
+def _refuse_local_base(model_dir: Path) -> None:
+    """An adapter is loaded over its ``base_model_name_or_path``: a local folder (the embedded base
+    too, a folder inside nsmc-gen) is one that nobody who downloads the adapter has."""
+    config = model_dir / "adapter_config.json"
+    base = (read_json(config) or {}).get("base_model_name_or_path") if config.is_file() else None
+    if config.is_file() and hub_model_id(base) is None:
+        raise ValueError(
+            f"{config}: the adapter's base model {base!r} is a local folder, not a Hub id, so nobody "
+            "else could load the pushed adapter; push the merged model instead (nsmc-gen push --merge, "
+            "push_model(..., merge=True), or train with --merge_lora), or train over a Hub model"
+        )
+
+
 def push_model(
     model_dir: str | Path,
     repo_id: str,
@@ -420,7 +390,8 @@ def push_model(
         commit_message: default "Upload <name> with nsmc-gen".
         token: a Hub token; default ``HF_TOKEN`` or the stored login.
         merge: for a LoRA adapter folder, push the merged model (base + adapter) instead of the
-            adapter; the base model is loaded from the adapter's ``base_model_name_or_path``.
+            adapter; the base model is loaded from the adapter's ``base_model_name_or_path``. An
+            adapter whose base is a local folder (not a Hub id) is pushed only merged.
         render_card: render ``README.md`` from ``model_card.md`` with ``repo_id`` first (the
             folder's facts make the card); ``False`` pushes the folder's README.md as it is.
 
@@ -428,18 +399,21 @@ def push_model(
         The ``CommitInfo`` (``commit_url``, ``oid``, ``pr_url``).
 
     Raises:
-        FileNotFoundError, ValueError: an incomplete folder, a bad ``repo_id``, no token;
-            raised before any network call.
+        FileNotFoundError, ValueError: an incomplete folder, a bad ``repo_id``, no token, an
+            adapter over a local base without ``merge``; raised before any network call.
         HubPushError: the network or the Hub failed; its message says whether a retry is safe.
 
     Example:
         >>> push_model("out/kogpt2-nsmc-lora", "org/kogpt2-nsmc", merge=True)  # doctest: +SKIP
     """
     _check_repo_id(repo_id)
-    token = _resolve_token(token)  # before a merge that may take minutes
     model_dir = Path(model_dir)
+    if not merge:
+        _refuse_local_base(model_dir)
+    token = _resolve_token(token)  # before a merge that may take minutes
     with tempfile.TemporaryDirectory(prefix="nsmc-gen-merged-") as scratch:
         if merge:
+            validate_model_folder(model_dir, check_card=False)  # the adapter folder, before a long merge
             model_dir = merge_adapter(model_dir, Path(scratch) / model_dir.name)
         validate_model_folder(model_dir, check_card=False)  # every file but the card, before writing it
         if render_card:

@@ -1,9 +1,9 @@
-"""Fine-tuning on NSMC: argument dataclasses, training data, Trainer assembly, the finished model folder.
+"""Fine-tuning on NSMC: argument dataclasses, training data, Trainer assembly, the run's figures.
 
 ``recipes/finetune.py`` is a straight line over this module: :func:`parse_args` (a YAML recipe plus
 command-line overrides), :func:`load_model` (with optional LoRA), :func:`prepare_datasets`,
-:func:`build_trainer`, ``trainer.train``, :func:`save_finished_model`. Every decision lives here,
-so the same run can be driven from Python.
+:func:`build_trainer`, ``trainer.train``, :func:`training_facts`; the finished folder is written by
+:mod:`nsmc_gen.model_folder`. Every decision lives here, so the same run can be driven from Python.
 
 Example:
     >>> script, model_args, data_args, training_args = parse_args(
@@ -13,7 +13,9 @@ Example:
     >>> data = prepare_datasets(data_args, tokenizer, training_args)
     >>> trainer = build_trainer(model, tokenizer, data, script, data_args, training_args)
     >>> _ = trainer.train(resume_from_checkpoint=last_checkpoint(training_args))
-    >>> folder = save_finished_model(trainer, model_args, data_args, trainer.evaluate())
+    >>> from nsmc_gen.model_folder import save_finished_model
+    >>> facts = training_facts(trainer, model_args, data_args, trainer.evaluate())
+    >>> folder = save_finished_model(trainer, facts, data_args.review_format)
 """
 
 from __future__ import annotations
@@ -50,9 +52,8 @@ from transformers.pytorch_utils import Conv1D
 from transformers.trainer_utils import get_last_checkpoint
 
 from nsmc_gen import __version__
-from nsmc_gen.card import DEFAULT_DATASET, save_model_card, write_run_facts
+from nsmc_gen.card import DEFAULT_DATASET, hub_model_id
 from nsmc_gen.data import NSMC_URL, load_nsmc
-from nsmc_gen.decoding import recommended_generation_config
 from nsmc_gen.formatting import (
     IGNORE_INDEX,
     PackedReviewCollator,
@@ -60,8 +61,7 @@ from nsmc_gen.formatting import (
     ReviewFormat,
     tokenize_reviews,
 )
-from nsmc_gen.generation import install_custom_generate
-from nsmc_gen.hub import merge_adapter
+from nsmc_gen.model_folder import MERGED_DIR, LoraFacts, RunFacts
 from nsmc_gen.modeling import (
     EMBEDDED,
     EMBEDDED_BASE,
@@ -69,13 +69,11 @@ from nsmc_gen.modeling import (
     check_special_tokens,
     load_finished_model,
     load_model_and_tokenizer,
-    save_tokenizer,
     zero3_paused,
 )
 
 logger = logging.getLogger(__name__)
 
-MERGED_DIR = "merged"  # with --use_peft --merge_lora: the merged full model, a complete folder too
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
 
 
@@ -95,6 +93,16 @@ class ScriptArguments:
     )
     sample_reviews: int = field(
         default=3, metadata={"help": "generated reviews printed per sentiment after training (0: none)"}
+    )
+    calibrate_length_prior: bool = field(
+        default=True,
+        metadata={
+            "help": "after training, calibrate the model's length prior against the training reviews "
+            "and save it in generation_config.json (samples 2 rounds x 2 sentiments x calibration_reviews)"
+        },
+    )
+    calibration_reviews: int = field(
+        default=200, metadata={"help": "reviews sampled per sentiment in each calibration round"}
     )
     cpu_threads: int | None = field(
         default=None,
@@ -311,10 +319,24 @@ def validate_args(
         raise ValueError(f"lora_dropout must be in [0, 1), got {model_args.lora_dropout}")
     if model_args.merge_lora and not model_args.use_peft:
         raise ValueError("merge_lora needs use_peft")
+    if model_args.use_peft and model_args.from_scratch:
+        raise ValueError(
+            "use_peft cannot go with from_scratch: the adapter would stand on random base weights that "
+            "are never saved (train all weights from scratch, or LoRA over a pretrained base)"
+        )
+    if training_args.push_to_hub and model_args.use_peft and not model_args.merge_lora:
+        base = model_args.model_name_or_path
+        if hub_model_id(base) is None:
+            raise ValueError(
+                f"push_to_hub with use_peft needs merge_lora when the base is not a Hub id ({base!r}): "
+                "the pushed adapter would point to a base nobody else has"
+            )
     if script_args.cpu_threads is not None and script_args.cpu_threads < 0:
         raise ValueError(f"cpu_threads must be >= 0 (0: every core) or unset, got {script_args.cpu_threads}")
     if script_args.sample_reviews < 0:
         raise ValueError(f"sample_reviews must be >= 0, got {script_args.sample_reviews}")
+    if script_args.calibration_reviews < 1:
+        raise ValueError(f"calibration_reviews must be >= 1, got {script_args.calibration_reviews}")
     if script_args.early_stopping_patience is not None:
         if script_args.early_stopping_patience < 1:
             raise ValueError(
@@ -459,19 +481,9 @@ def prepare_datasets(
         >>> data["train"].column_names, data["train"].num_rows
         (['input_ids', 'length'], 8)
     """
-    size = data_args.validation_size
     with training_args.main_process_first(desc="NSMC tokenization"):
-        nsmc = load_nsmc(
-            data_dir=data_args.data_dir,
-            validation_size=None if size is None else int(size) if size >= 1 else size,
-            seed=training_args.seed,
-        )
-        limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples}
         prepared = {}
-        for split, limit in limits.items():
-            rows = (
-                nsmc[split] if limit is None else nsmc[split].select(range(min(limit, nsmc[split].num_rows)))
-            )
+        for split, rows in _nsmc_splits(data_args, training_args.seed).items():
             prepared[split] = rows.map(
                 _tokenize_with_length,
                 batched=True,
@@ -484,6 +496,26 @@ def prepare_datasets(
                 desc=f"tokenizing NSMC {split}",
             )
     return datasets.DatasetDict(prepared)
+
+
+def _nsmc_splits(data_args: DataArguments, seed: int) -> dict[str, datasets.Dataset]:
+    """The train and validation reviews the run uses: the carve, then the row limits."""
+    size = data_args.validation_size
+    nsmc = load_nsmc(
+        data_dir=data_args.data_dir,
+        validation_size=None if size is None else int(size) if size >= 1 else size,
+        seed=seed,
+    )
+    limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples}
+    return {
+        split: nsmc[split] if limit is None else nsmc[split].select(range(min(limit, nsmc[split].num_rows)))
+        for split, limit in limits.items()
+    }
+
+
+def train_reviews(data_args: DataArguments, training_args: TrainingArguments) -> list[str]:
+    """The texts of the reviews the run trains on (the length prior's reference)."""
+    return _nsmc_splits(data_args, training_args.seed)["train"]["document"]
 
 
 def review_token_nll(logits: torch.Tensor | tuple, labels: torch.Tensor) -> torch.Tensor:
@@ -578,60 +610,49 @@ def training_facts(
     data_args: DataArguments,
     eval_metrics: dict[str, float],
     command: str | None = None,
-) -> dict[str, Any]:
-    """The run's real figures in the schema of :data:`nsmc_gen.card.RUN_FACTS` (keys there), plus a
-    few of the recipe's own (precision, scheduler, packing, processes, versions)."""
+) -> RunFacts:
+    """The run's real figures (:class:`nsmc_gen.model_folder.RunFacts`), read from the trainer."""
     args, state = trainer.args, trainer.state
     train = trainer.train_dataset
     tokens_per_epoch = int(sum(train["length"]))
     lora = model_args.use_peft and trainer.model.peft_config["default"]
     closing = next((entry for entry in reversed(state.log_history) if "train_runtime" in entry), {})
-    return {
-        "base_model": None if model_args.from_scratch else model_args.model_name_or_path,
-        "from_scratch_config": model_args.model_name_or_path if model_args.from_scratch else None,
-        "dataset": DEFAULT_DATASET,
-        "data_source": NSMC_URL if data_args.data_dir is None else _describe_data_dir(data_args.data_dir),
-        "train_rows": train.num_rows,
-        "validation_rows": trainer.eval_dataset.num_rows,
-        "epochs": round(state.epoch or 0.0, 4),
-        "global_step": state.global_step,
-        "max_steps": args.max_steps if args.max_steps > 0 else None,
+    return RunFacts(
+        base_model=None if model_args.from_scratch else model_args.model_name_or_path,
+        from_scratch_config=model_args.model_name_or_path if model_args.from_scratch else None,
+        dataset=DEFAULT_DATASET,
+        data_source=NSMC_URL if data_args.data_dir is None else _describe_data_dir(data_args.data_dir),
+        train_rows=train.num_rows,
+        validation_rows=trainer.eval_dataset.num_rows,
+        epochs=round(state.epoch or 0.0, 4),
+        global_step=state.global_step,
+        max_steps=args.max_steps if args.max_steps > 0 else None,
         # Exact when the Trainer counted non-padding tokens; estimated from epochs with packing.
-        "train_tokens": state.num_input_tokens_seen or round((state.epoch or 0.0) * tokens_per_epoch),
-        "learning_rate": args.learning_rate,
-        "batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size,
-        "max_length": data_args.max_length,
-        "seed": args.seed,
-        "eval_loss": eval_metrics.get("eval_token_loss"),
-        "eval_perplexity": eval_metrics.get("eval_perplexity"),
-        "peft": {
-            "r": lora.r,
-            "alpha": lora.lora_alpha,
-            "dropout": lora.lora_dropout,
-            "target_modules": sorted(lora.target_modules)
-            if not isinstance(lora.target_modules, str)
-            else [lora.target_modules],
-        }
-        if lora
-        else None,
-        "merged": False,
-        "train_runtime_s": closing.get("train_runtime"),
-        "hardware": _hardware(args),
-        "command": command or _command(),
-        # the recipe's own
-        "train_loss": closing.get("train_loss"),
-        "eval_tokens": eval_metrics.get("eval_tokens"),
-        "review_format": {"positive": data_args.positive_word, "negative": data_args.negative_word},
-        "packing": data_args.packing,
-        "processes": args.world_size,
-        "per_device_batch_size": args.per_device_train_batch_size,
-        "gradient_accumulation_steps": args.gradient_accumulation_steps,
-        "lr_scheduler": str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
-        "warmup_steps": args.warmup_steps,
-        "optimizer": str(getattr(args.optim, "value", args.optim)),
-        "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else model_args.dtype,
-        "versions": _versions(),
-    }
+        train_tokens=state.num_input_tokens_seen or round((state.epoch or 0.0) * tokens_per_epoch),
+        learning_rate=args.learning_rate,
+        batch_size=args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size,
+        max_length=data_args.max_length,
+        seed=args.seed,
+        eval_loss=eval_metrics.get("eval_token_loss"),
+        eval_perplexity=eval_metrics.get("eval_perplexity"),
+        peft=LoraFacts.from_adapter_config(lora.to_dict()) if lora else None,
+        merged=False,
+        train_runtime_s=closing.get("train_runtime"),
+        hardware=_hardware(args),
+        command=command or _command(),
+        train_loss=closing.get("train_loss"),
+        eval_tokens=eval_metrics.get("eval_tokens"),
+        review_format={"positive": data_args.positive_word, "negative": data_args.negative_word},
+        packing=data_args.packing,
+        processes=args.world_size,
+        per_device_batch_size=args.per_device_train_batch_size,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        lr_scheduler=str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
+        warmup_steps=args.warmup_steps,
+        optimizer=str(getattr(args.optim, "value", args.optim)),
+        precision="bf16" if args.bf16 else "fp16" if args.fp16 else model_args.dtype,
+        versions=_versions(),
+    )
 
 
 def _hardware(args: TrainingArguments) -> str:
@@ -659,48 +680,6 @@ def _versions() -> dict[str, str]:
         "torch": torch.__version__,
         "peft": peft.__version__,
     }
-
-
-def _finish_folder(folder: Path, tokenizer: PreTrainedTokenizerBase, facts: dict[str, Any]) -> None:
-    """generation_config.json, the run facts, then the card rendered from the folder."""
-    # Written explicitly for adapters too: pipeline()/generate() defaults differ from ours (FIELD-NOTES).
-    recommended_generation_config(tokenizer).save_pretrained(folder)
-    if (folder / "config.json").is_file():  # a full model (an adapter cannot carry remote code alone)
-        install_custom_generate(folder)  # our processors and sentiment guidance under trust_remote_code
-    write_run_facts(folder, facts)
-    save_model_card(folder)  # README.md (replaces the generic one peft writes beside an adapter)
-
-
-def save_finished_model(
-    trainer: Trainer,
-    model_args: ModelArguments,
-    data_args: DataArguments,
-    eval_metrics: dict[str, float],
-    command: str | None = None,
-) -> Path:
-    """Write output_dir as a Hub-ready folder and return the folder to publish.
-
-    Weights (safetensors; the adapter with LoRA), tokenizer, ``generation_config.json`` with the
-    recommended decoding written out, the run facts (:data:`nsmc_gen.card.RUN_FACTS`) and the
-    model card ``README.md``. With ``merge_lora`` the merged full model goes to
-    ``output_dir/merged`` (a complete folder too), which is then returned. Only the main process
-    writes.
-    """
-    output_dir = Path(trainer.args.output_dir)
-    tokenizer = trainer.processing_class
-    facts = training_facts(trainer, model_args, data_args, eval_metrics, command)
-    unwrapped = trainer.model.get_base_model() if model_args.use_peft else trainer.model
-    unwrapped.generation_config = recommended_generation_config(tokenizer)
-    unwrapped.config.use_cache = True  # for generation (training or the base may have switched it off)
-    trainer.save_model(str(output_dir))  # weights + tokenizer; collective under FSDP/DeepSpeed
-    if not trainer.is_world_process_zero():
-        return output_dir
-    save_tokenizer(tokenizer, output_dir)  # again, loadable by transformers 4.x too
-    _finish_folder(output_dir, tokenizer, facts)
-    if not model_args.merge_lora:
-        return output_dir
-    # From the saved adapter, not trainer.model: under ZeRO-3 the weights in memory are partitioned.
-    return merge_adapter(output_dir, output_dir / MERGED_DIR)
 
 
 @contextmanager

@@ -57,9 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from nsmc_gen.card import RUN_FACTS, record_evaluation
     from nsmc_gen.evaluation.report import write_report
     from nsmc_gen.evaluation.study import run_study
+    from nsmc_gen.model_folder import RUN_FACTS, record_evaluation
     from nsmc_gen.modeling import load_model_and_tokenizer
 
     if not args.model:

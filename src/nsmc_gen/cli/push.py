@@ -34,7 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     push.add_argument("model_dir", help="the model folder (the training recipe's output_dir)")
     _add_common(push, "model")
     push.add_argument(
-        "--merge", action="store_true", help="LoRA folder: push the merged model instead of the adapter"
+        "--merge",
+        action="store_true",
+        help="LoRA folder: push the merged model instead of the adapter (required when the adapter's "
+        "base is a local folder, which nobody else could load)",
     )
     push.add_argument(
         "--keep-card",
