@@ -21,6 +21,7 @@ from transformers import AutoModelForCausalLM, GenerationConfig, TrainerCallback
 import nsmc_gen
 from nsmc_gen.data import read_nsmc_file
 from nsmc_gen.decoding import recommended_generation_config
+from nsmc_gen.files import current_umask
 from nsmc_gen.formatting import PackedReviewCollator, ReviewCollator, ReviewFormat, tokenize_reviews
 from nsmc_gen.generation import PRIOR_STEPS, generate_reviews
 from nsmc_gen.hub import validate_model_folder
@@ -292,7 +293,7 @@ def test_full_run_leaves_a_hub_ready_folder_with_real_figures(
     assert validate_model_folder(out).kind == "model"  # the Hub helper's own readiness check (card included)
     assert "perplexity" in (out / "README.md").read_text(encoding="utf-8")
     for name in ("model.safetensors", "config.json", "README.md", RUN_FACTS):  # safetensors writes 0600
-        assert stat.S_IMODE((out / name).stat().st_mode) & 0o444 == 0o444 & ~_umask(), name
+        assert stat.S_IMODE((out / name).stat().st_mode) & 0o444 == 0o444 & ~current_umask(), name
 
     # generation_config.json: the project's decoding defaults, written explicitly
     saved = GenerationConfig.from_pretrained(out).to_diff_dict()
@@ -336,12 +337,6 @@ def test_full_run_leaves_a_hub_ready_folder_with_real_figures(
     # the sample reviews were drawn under the calibrated prior (the tiny model's texts never end, so
     # the texts alone cannot show it)
     assert sampled_priors == [saved["length_prior"]] * 2
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _tokenizer(folder):

@@ -31,7 +31,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     os.close(fd)
     try:
         write(Path(temporary))
-        os.chmod(temporary, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
+        os.chmod(temporary, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~current_umask())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -44,7 +44,8 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process umask (new files get ``0o666 & ~umask``)."""
     mask = os.umask(0)  # the only portable way to read it is to set it
     os.umask(mask)
     return mask

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nsmc_gen.card import render_card
-from nsmc_gen.files import _umask, atomic_write, write_text_atomic
+from nsmc_gen.files import atomic_write, current_umask, write_text_atomic
 
 if TYPE_CHECKING:
     from huggingface_hub import ModelCard
@@ -483,7 +483,7 @@ def make_readable(folder: str | Path) -> None:
     which would hide them from the other users of a shared folder or a web server.
     """
     folder = Path(folder)
-    readable = 0o444 & ~_umask()
+    readable = 0o444 & ~current_umask()
     for path in (*folder.iterdir(), *(folder / "custom_generate").glob("*")):
         if path.is_file() and not path.is_symlink():
             path.chmod(path.stat().st_mode & 0o7777 | readable)
