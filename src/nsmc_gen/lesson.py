@@ -40,7 +40,7 @@ from nsmc_gen.custom_generate.generate import our_processors
 from nsmc_gen.decoding import DECODING_DEFAULTS, DEFAULT_GUIDANCE_SCALE
 from nsmc_gen.evaluation.study import REPETITION_N, STUDY_ROWS
 from nsmc_gen.formatting import Sentiment
-from nsmc_gen.generation import _eval_mode, build_generate_kwargs, generate_reviews
+from nsmc_gen.generation import build_generate_kwargs, eval_mode, generate_reviews
 
 _TOP_P = f"top-p-{DECODING_DEFAULTS['top_p']}"  # the study's name of the default top-p row
 
@@ -249,7 +249,7 @@ def sample_trace(
     )
     kwargs["generation_config"].update(output_logits=True, return_dict_in_generate=True)
     set_seed(seed)
-    with _eval_mode(model):
+    with eval_mode(model):
         output = model.generate(**kwargs)
     width = kwargs["input_ids"].shape[1]
     steps = len(output.logits)
