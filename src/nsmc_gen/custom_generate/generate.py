@@ -29,7 +29,11 @@ Sentiment guidance (classifier-free guidance) contrasts the prompt with the same
 opposite sentiment word: ``scale * (log p(x | 긍정 ...) - log p(x | 부정 ...)) + log p(x | 부정 ...)``.
 A model folder's ``generation_config.json`` carries, in its ``sentiment_guidance`` field, the
 default scale and both sentiment prompts' token ids, so :func:`generate` can build the negative
-prompt itself: ``pipe("긍정")`` is guided, ``pipe("긍정", guidance_scale=1.0)`` is not.
+prompt itself: ``pipe("긍정")`` is guided, ``pipe("긍정", guidance_scale=1.0)`` is not. The field
+also records the words themselves, which nsmc_gen reads back to build its prompts.
+
+The valid range of every setting is written once, in :data:`SETTING_CHECKS`: :func:`prepare` checks
+the resolved config with it, and nsmc_gen checks a request with it before loading a model.
 
 Example (a model folder with this file installed):
     >>> from transformers import pipeline

@@ -4,8 +4,9 @@ Two judges, each with ``predict(texts) -> list[int]`` (1 = positive, 0 = negativ
 
 - :class:`BayesJudge`: the fine-tuned LM itself, by Bayes' rule with equal priors. It compares
   ``log p(review + EOS | 긍정)`` with ``log p(review + EOS | 부정)``, the prefixes (the words the
-  model was trained on, from its generation config) tokenized exactly as in training. No extra model, but it grades its own homework: a model that ignores its
-  prefix scores ~0.5 here, and one that learned a caricature of a sentiment can agree with itself.
+  model was trained on, from its generation config) tokenized exactly as in training. No extra
+  model, but it grades its own homework: a model that ignores its prefix scores ~0.5 here, and one
+  that learned a caricature of a sentiment can agree with itself.
 - :class:`TfidfJudge`: an independent classifier (scikit-learn: character 1-3-gram TF-IDF and
   logistic regression) trained on NSMC train in seconds and cached by the content of its data.
 
