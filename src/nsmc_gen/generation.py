@@ -175,8 +175,9 @@ def decoding_settings(
     check_settings(
         {**fixed, **settings, "num_return_sequences": num_return_sequences, "guidance_scale": scale}
     )
-    # what the strategy table adds to the settings' own ranges (transformers checks the last two at
-    # generate time only, in other words)
+    # The strategy table's rules beyond each setting's range. GenerationConfig.validate checks the
+    # greedy and beam ones too, but only once generate runs, and in other words: these run before a
+    # model is loaded (the CLI, the demo).
     if strategy == "top-k" and settings["top_k"] < 1:
         raise ValueError(
             f"top_k must be an integer >= 1 for strategy 'top-k' (0: 'sampling'), got {settings['top_k']}"
