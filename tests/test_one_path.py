@@ -110,6 +110,15 @@ def test_generate_reviews_and_streaming_prompt_and_guide_with_the_models_words(l
     assert request["input_ids"][0].tolist() == OTHER.prompt_ids(tokenizer, sentiment, PROMPT)
 
 
+def test_a_run_format_given_to_generate_reviews_must_be_the_recorded_one(loaded):
+    """The recipe may still pass its run's format: the same words pass, others are refused."""
+    model, tokenizer = loaded
+    expected = generate_reviews(model, tokenizer, "positive", PROMPT, **GREEDY)
+    assert generate_reviews(model, tokenizer, "positive", PROMPT, review_format=OTHER, **GREEDY) == expected
+    with pytest.raises(ValueError, match="review_format .* differs from the format the model records"):
+        generate_reviews(model, tokenizer, "positive", review_format=ReviewFormat(), **GREEDY)
+
+
 def test_the_cli_prompts_and_guides_with_the_models_words(capsys, folder, loaded):
     model, tokenizer = loaded
     options = ["--strategy", "greedy", "--repetition-penalty", "1", "--min-new-tokens", "0"]

@@ -300,6 +300,7 @@ def generate_reviews(
     num_return_sequences: int = 1,
     seed: int | None = None,
     guidance_scale: float | None = None,
+    review_format: ReviewFormat | None = None,
     **decoding: Any,
 ) -> list[str]:
     """Generate movie reviews of a sentiment, in one batch, through the model folder's decoding code.
@@ -314,6 +315,9 @@ def generate_reviews(
         num_return_sequences: reviews per prompt.
         seed: seeds Python, NumPy and torch first; the same seed gives the same reviews.
         guidance_scale: sentiment guidance (> 0; 1: off); None: the default with a sentiment.
+        review_format: not needed: the model's own format is used. Given (a training run's format),
+            it must be the one the model records, else a ValueError: the folder would be prompted
+            with other words than its run was trained on.
         decoding: the strategy's knobs: ``temperature``, ``top_k``, ``top_p``,
             ``keep_eos_probability`` (top-k/top-p cut only the continuation tokens; EOS keeps the
             probability it had), ``length_prior`` (sampling: True the model's calibrated prior, if it
@@ -336,6 +340,12 @@ def generate_reviews(
         >>> a == generate_reviews(model, tokenizer, "negative", strategy="top-k", top_k=20, seed=1)
         True
     """
+    if review_format is not None and review_format != review_format_of(model):
+        raise ValueError(
+            f"review_format {review_format} differs from the format the model records in its generation "
+            f"config ({review_format_of(model)}); write the run's format there "
+            "(nsmc_gen.decoding.recommended_generation_config(tokenizer, review_format))"
+        )
     request = generate_request(
         model,
         tokenizer,
