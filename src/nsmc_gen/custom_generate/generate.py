@@ -141,11 +141,9 @@ def left_pad(
         ([[5, 6], [0, 7]], [[1, 1], [0, 1]])
     """
     width = max(map(len, rows))
-    ids = [[pad_token_id] * (width - len(row)) + list(row) for row in rows]
-    mask = [[0] * (width - len(row)) + [1] * len(row) for row in rows]
-    return torch.tensor(ids, dtype=torch.long, device=device), torch.tensor(
-        mask, dtype=torch.long, device=device
-    )
+    ids = torch.tensor([[pad_token_id] * (width - len(r)) + list(r) for r in rows], device=device)
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+    return ids, mask
 
 
 class GuidanceLogitsProcessor(LogitsProcessor):
