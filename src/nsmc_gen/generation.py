@@ -156,7 +156,7 @@ def decoding_settings(
         ValueError: naming the parameter and its valid range.
 
     Example:
-        >>> decoding_settings("top-k", top_k=20, max_new_tokens=16)
+        >>> decoding_settings("top-k", top_k=20, min_new_tokens=0, max_new_tokens=16)
         {'strategy': 'top-k', 'top_k': 20, 'temperature': 1.0, 'keep_eos_probability': True, \
 'length_prior': True, 'repetition_penalty': 1.2, 'no_repeat_ngram_size': 0, 'min_new_tokens': 0, \
 'max_new_tokens': 16, 'guidance_scale': 1.0}
