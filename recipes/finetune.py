@@ -86,7 +86,6 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> Path:
                     train_reviews(data_args, training_args),
                     num_reviews=script_args.calibration_reviews,
                     seed=training_args.seed,
-                    review_format=data_args.review_format,
                 )
                 save_length_prior(folder, prior)
                 setattr(model.generation_config, LENGTH_PRIOR_FIELD, prior)  # the sample reviews use it
@@ -97,7 +96,6 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> Path:
                     sentiment,
                     num_return_sequences=script_args.sample_reviews,
                     seed=training_args.seed,
-                    review_format=data_args.review_format,
                 )  # the default decoding, as `nsmc-gen generate` applies it
                 print(f"\n{sentiment}:", *(f"  - {review}" for review in reviews), sep="\n")
         if model_args.merge_lora:  # from the saved adapter: under ZeRO-3 the weights are partitioned

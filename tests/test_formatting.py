@@ -10,6 +10,7 @@ from nsmc_gen.formatting import (
     ReviewCollator,
     ReviewFormat,
     normalize_sentiment,
+    review_format_of,
     tokenize_reviews,
 )
 
@@ -107,6 +108,24 @@ def test_bad_sentiment_words_are_rejected():
         ReviewFormat(positive_word="긍정 ")
     with pytest.raises(ValueError, match="must differ"):
         ReviewFormat(positive_word="a", negative_word="a")
+
+
+def test_the_format_is_read_back_from_what_the_generation_config_stores(tokenizer):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from nsmc_gen.decoding import recommended_generation_config
+
+    fmt = ReviewFormat(positive_word="좋아", negative_word="싫어", separator=": ")
+    config = recommended_generation_config(tokenizer, fmt)
+    assert ReviewFormat.from_generation_config(config) == fmt
+    assert ReviewFormat.from_generation_config(config.to_dict()) == fmt  # the JSON file, as read
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=10))
+    assert review_format_of(model) == ReviewFormat()  # no field: a base model, the default format
+    model.generation_config = config
+    assert review_format_of(model) == fmt
+    assert config.sentiment_guidance["prompt_ids"]["positive"] == fmt.prompt_ids(tokenizer, "positive")
+    with pytest.raises(ValueError, match="'sentiment_guidance' field must be a mapping"):
+        ReviewFormat.from_generation_config({"sentiment_guidance": ["좋아"]})
 
 
 def test_dynamic_padding_masks_padding_by_position_not_by_id():

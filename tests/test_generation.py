@@ -13,6 +13,7 @@ import textwrap
 import pytest
 import torch
 from transformers import (
+    GenerationConfig,
     LogitsProcessorList,
     TemperatureLogitsWarper,
     TopKLogitsWarper,
@@ -392,9 +393,14 @@ def test_prompts_come_from_review_format(tiny_model, tokenizer):
         FMT.prompt_ids(tokenizer, "negative", "이 영화"),
         FMT.prompt_ids(tokenizer, "negative"),
     ]
+    # the words come with the model (its generation config's sentiment_guidance field)
     custom = ReviewFormat(positive_word="좋음", negative_word="나쁨")
-    kwargs = build_generate_kwargs(tiny_model, tokenizer, 1, "와", review_format=custom)
+    tiny_model.generation_config = recommended_generation_config(tokenizer, custom)
+    kwargs = build_generate_kwargs(tiny_model, tokenizer, 1, "와")
     assert kwargs["input_ids"][0].tolist() == custom.prompt_ids(tokenizer, "positive", "와")
+    guide = kwargs["logits_processor"][0]
+    assert guide.negative_ids[0].tolist() == custom.prompt_ids(tokenizer, "negative", "와")
+    tiny_model.generation_config = GenerationConfig()
     # no sentiment, no prompt: start from the EOS token (this tokenizer has no BOS)
     kwargs = build_generate_kwargs(tiny_model, tokenizer, None)
     assert kwargs["input_ids"].tolist() == [[tokenizer.eos_token_id]]
@@ -575,10 +581,10 @@ def test_stream_review_stops_early_and_reports_errors(tiny_model, tokenizer, mon
     with pytest.raises(ValueError, match="beam"):
         next(stream_review(tiny_model, tokenizer, strategy="beam"))
 
-    def broken(**kwargs):
+    def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(tiny_model, "generate", broken)
+    monkeypatch.setattr(type(tiny_model), "generate", broken)  # what custom_generate's generate calls
     with pytest.raises(RuntimeError, match="boom"):
         list(stream_review(tiny_model, tokenizer, max_new_tokens=4))
 

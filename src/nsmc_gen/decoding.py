@@ -68,14 +68,23 @@ DEFAULT_USE_LENGTH_PRIOR = True
 
 
 def sentiment_guidance(tokenizer: Any, review_format: ReviewFormat | None = None) -> dict[str, Any]:
-    """The ``sentiment_guidance`` field: the default scale and each sentiment's prompt token ids.
+    """The ``sentiment_guidance`` field: the default scale, the prompt format's words, and each
+    sentiment's prompt token ids.
 
-    The ids let code without nsmc-gen (the model folder's ``custom_generate/``) find a prompt's
-    sentiment prefix and swap it for the opposite one.
+    The words are what the model was trained on: every nsmc-gen consumer reads them back with
+    :func:`nsmc_gen.formatting.review_format_of`. The ids let code without nsmc-gen (the model
+    folder's ``custom_generate/``) find a prompt's sentiment prefix and swap it for the opposite one.
+
+    Example:
+        >>> from nsmc_gen.modeling import load_embedded_tokenizer
+        >>> field = sentiment_guidance(load_embedded_tokenizer(), ReviewFormat("좋아", "싫어"))
+        >>> field["positive_word"], field["negative_word"], field["separator"], sorted(field["prompt_ids"])
+        ('좋아', '싫어', ' ', ['negative', 'positive'])
     """
     review_format = review_format or ReviewFormat()
     return {
         "scale": DEFAULT_GUIDANCE_SCALE,
+        **review_format.to_dict(),
         "prompt_ids": {s: review_format.prompt_ids(tokenizer, s) for s in SENTIMENTS},
     }
 

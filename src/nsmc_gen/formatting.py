@@ -19,15 +19,22 @@ Example:
     '부정 이 영화'
     >>> fmt.strip_prefix("부정 이 영화 별로", "negative")
     '이 영화 별로'
+
+The format travels with the model: the ``sentiment_guidance`` field of its
+``generation_config.json`` records the words (:func:`nsmc_gen.decoding.sentiment_guidance` writes
+it), and :func:`review_format_of` reads them back for every consumer (generation, the CLI, the
+demo, the study and its judges), so no ``review_format=`` argument has to travel with the model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 import torch
+
+from nsmc_gen.custom_generate.generate import GUIDANCE_FIELD
 
 Sentiment = Literal["positive", "negative"]
 SENTIMENTS: tuple[Sentiment, Sentiment] = ("negative", "positive")  # index == NSMC label
@@ -56,6 +63,49 @@ class ReviewFormat:
         if self.positive_word == self.negative_word:
             raise ValueError("positive_word and negative_word must differ")
 
+    @classmethod
+    def from_generation_config(cls, config: Any) -> ReviewFormat:
+        """The format a model was trained on, as its generation config records it.
+
+        Args:
+            config: a ``GenerationConfig``, or ``generation_config.json`` read as a dict, or None.
+
+        Returns:
+            The words of the config's ``sentiment_guidance`` field; the default format where the
+            field (or its words) is missing: a base model, or a folder written before the words were.
+
+        Example:
+            >>> from transformers import GenerationConfig
+            >>> ReviewFormat.from_generation_config(GenerationConfig())
+            ReviewFormat(positive_word='긍정', negative_word='부정', separator=' ')
+            >>> words = {"positive_word": "좋아", "negative_word": "싫어", "separator": " "}
+            >>> ReviewFormat.from_generation_config({"sentiment_guidance": words}).prompt("negative")
+            '싫어'
+        """
+        field = (
+            config.get(GUIDANCE_FIELD)
+            if isinstance(config, Mapping)
+            else getattr(config, GUIDANCE_FIELD, None)
+        )
+        if field is not None and not isinstance(field, Mapping):
+            raise ValueError(
+                f"the generation config's {GUIDANCE_FIELD!r} field must be a mapping, got {field!r}"
+            )
+        words = {f.name: field[f.name] for f in fields(cls) if field and f.name in field}
+        try:
+            return cls(**words)
+        except ValueError as error:
+            raise ValueError(f"the generation config's {GUIDANCE_FIELD!r} field: {error}") from error
+
+    def to_dict(self) -> dict[str, str]:
+        """The words, as the ``sentiment_guidance`` field stores them.
+
+        Example:
+            >>> ReviewFormat().to_dict()
+            {'positive_word': '긍정', 'negative_word': '부정', 'separator': ' '}
+        """
+        return asdict(self)
+
     def word(self, sentiment: Sentiment | int) -> str:
         """The sentiment word for ``"positive"``/``"negative"`` or an NSMC label (1/0)."""
         return self.positive_word if normalize_sentiment(sentiment) == "positive" else self.negative_word
@@ -82,6 +132,23 @@ class ReviewFormat:
     ) -> list[int]:
         """Token ids of :meth:`prompt`: an exact prefix of the matching training example's ids."""
         return tokenizer(self.prompt(sentiment, prompt), add_special_tokens=False)["input_ids"]
+
+
+def review_format_of(model: Any) -> ReviewFormat:
+    """The format ``model`` was trained on: :meth:`ReviewFormat.from_generation_config` of its
+    ``generation_config`` (the default format for a model without the field, e.g. a base model).
+
+    To prompt a model with the words it was trained on when its folder does not record them, give
+    it the field once: ``model.generation_config.sentiment_guidance = sentiment_guidance(tokenizer,
+    ReviewFormat(...))`` (:func:`nsmc_gen.decoding.sentiment_guidance`).
+
+    Example:
+        >>> from nsmc_gen.modeling import load_embedded_default
+        >>> model, tokenizer = load_embedded_default()
+        >>> review_format_of(model).prompt("positive")
+        '긍정'
+    """
+    return ReviewFormat.from_generation_config(getattr(model, "generation_config", None))
 
 
 def normalize_sentiment(sentiment: Sentiment | int | str) -> Sentiment:

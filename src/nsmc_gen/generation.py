@@ -2,10 +2,15 @@
 
 The decoding strategies of the course are a small table (:data:`STRATEGIES`): what each one fixes
 in the ``GenerationConfig`` and which knobs it takes, with their defaults. Prompts come from
-:class:`~nsmc_gen.formatting.ReviewFormat`, the code that formats the training examples. The
-repetition penalty and top-p run as OUR processors (:mod:`nsmc_gen.processors`), with the
-built-in counterparts switched off, through the same code a model folder's ``custom_generate/``
-runs (:mod:`nsmc_gen.custom_generate.generate`, whose docstring gives the order of processing).
+:class:`~nsmc_gen.formatting.ReviewFormat`, the code that formats the training examples, with the
+words the model was trained on (:func:`~nsmc_gen.formatting.review_format_of`: its generation
+config's ``sentiment_guidance`` field).
+
+One decoding path: this module turns a request into prompt tensors and a ``GenerationConfig`` and
+hands them to :func:`nsmc_gen.custom_generate.generate.generate`, the function a model folder's
+``custom_generate/`` runs for a Hub user under ``trust_remote_code=True`` (its docstring gives the
+order of processing). That code builds the opposite-sentiment prompts, checks the settings, and
+puts OUR processors (:mod:`nsmc_gen.processors`) in place of the built-in ones.
 
 Sentiment guidance: with a sentiment given, generation is guided away from the opposite
 sentiment's prompt (classifier-free guidance, ``guidance_scale``; default
@@ -41,15 +46,22 @@ from transformers import (
 )
 
 from nsmc_gen.custom_generate import generate as _custom_generate
-from nsmc_gen.custom_generate.generate import KEEP_EOS_FIELD, LENGTH_PRIOR_FIELD
+from nsmc_gen.custom_generate.generate import (
+    GUIDANCE_FIELD,
+    KEEP_EOS_FIELD,
+    LENGTH_PRIOR_FIELD,
+    check_settings,
+    left_pad,
+)
 from nsmc_gen.decoding import (
     DECODING_DEFAULTS,
     DEFAULT_GUIDANCE_SCALE,
     DEFAULT_KEEP_EOS_PROBABILITY,
     DEFAULT_STRATEGY,
     DEFAULT_USE_LENGTH_PRIOR,
+    sentiment_guidance,
 )
-from nsmc_gen.formatting import SENTIMENTS, ReviewFormat, Sentiment, normalize_sentiment
+from nsmc_gen.formatting import SENTIMENTS, ReviewFormat, Sentiment, normalize_sentiment, review_format_of
 
 
 @dataclass(frozen=True)
@@ -95,26 +107,6 @@ COMMON_KNOBS: dict[str, Any] = {
     "max_new_tokens": DECODING_DEFAULTS["max_new_tokens"],
 }
 
-# name -> (check, valid range as the error message words it)
-_CHECKS: dict[str, tuple[Any, str]] = {
-    "temperature": (lambda v: _number(v) and 0 < v < math.inf, "a finite number > 0"),
-    "top_p": (lambda v: _number(v) and 0 < v <= 1, "in (0, 1]"),
-    "top_k": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
-    "num_beams": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
-    "repetition_penalty": (lambda v: _number(v) and v > 0, "a number > 0 (inf: never repeat a token)"),
-    "no_repeat_ngram_size": (lambda v: _integer(v) and v >= 0, "an integer >= 0 (0: off)"),
-    "min_new_tokens": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
-    "max_new_tokens": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
-    "num_return_sequences": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
-    "guidance_scale": (lambda v: _number(v) and 0 < v < math.inf, "a finite number > 0 (1: off)"),
-    "seed": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
-    KEEP_EOS_FIELD: (lambda v: isinstance(v, bool), "True or False"),
-    LENGTH_PRIOR_FIELD: (
-        lambda v: isinstance(v, bool) or (isinstance(v, (list, tuple)) and all(_finite(b) for b in v)),
-        "True (the model's own, if any), False (none) or a list of finite numbers (EOS bias per step)",
-    ),
-}
-
 
 def strategy_knobs(strategy: str) -> dict[str, Any]:
     """The knobs ``strategy`` takes (its own and :data:`COMMON_KNOBS`), with their defaults.
@@ -152,7 +144,7 @@ def decoding_settings(
         ValueError: naming the parameter and its valid range.
 
     Example:
-        >>> decoding_settings("top-k", top_k=20, max_new_tokens=16)
+        >>> decoding_settings("top-k", top_k=20, min_new_tokens=0, max_new_tokens=16)
         {'strategy': 'top-k', 'top_k': 20, 'temperature': 1.0, 'keep_eos_probability': True, \
 'length_prior': True, 'repetition_penalty': 1.2, 'no_repeat_ngram_size': 0, 'min_new_tokens': 0, \
 'max_new_tokens': 16, 'guidance_scale': 1.0}
@@ -167,13 +159,17 @@ def decoding_settings(
     scale = guidance_scale
     if scale is None:
         scale = DEFAULT_GUIDANCE_SCALE if sentiment is not None else 1.0
-    for name, value in {
-        **settings,
-        "num_return_sequences": num_return_sequences,
-        "guidance_scale": scale,
-    }.items():
-        if name in _CHECKS and not _CHECKS[name][0](value):
-            raise ValueError(f"{name} must be {_CHECKS[name][1]}, got {value!r}")
+    fixed = STRATEGIES[strategy].fixed
+    check_settings(
+        {**fixed, **settings, "num_return_sequences": num_return_sequences, "guidance_scale": scale}
+    )
+    # The strategy table's rules beyond each setting's range. GenerationConfig.validate checks the
+    # greedy and beam ones too, but only once generate runs, and in other words: these run before a
+    # model is loaded (the CLI, the demo).
+    if strategy == "top-k" and settings["top_k"] < 1:
+        raise ValueError(
+            f"top_k must be an integer >= 1 for strategy 'top-k' (0: 'sampling'), got {settings['top_k']}"
+        )
     if settings["min_new_tokens"] > settings["max_new_tokens"]:
         raise ValueError(
             f"min_new_tokens must be <= max_new_tokens ({settings['max_new_tokens']}), "
@@ -196,7 +192,7 @@ def decoding_settings(
     return {**settings, "guidance_scale": float(scale)}
 
 
-def build_generate_kwargs(
+def generate_request(
     model: Any,
     tokenizer: Any,
     sentiment: Sentiment | int | None = "positive",
@@ -205,26 +201,27 @@ def build_generate_kwargs(
     strategy: str = DEFAULT_STRATEGY,
     num_return_sequences: int = 1,
     guidance_scale: float | None = None,
-    review_format: ReviewFormat | None = None,
     **decoding: Any,
 ) -> dict[str, Any]:
-    """Everything ``model.generate(**kwargs)`` needs: prompt tensors, GenerationConfig, our processors.
+    """What a Hub user passes to ``model.generate`` (remote code) for this request: the prompts,
+    left-padded, and a ``GenerationConfig`` with the strategy's settings.
 
-    Several prompts make one left-padded batch; each gets ``num_return_sequences`` rows. The
-    returned ``generation_config`` has the built-in repetition penalty, temperature, top-k, top-p
-    and guidance at their neutral values: ``logits_processor`` does that work (see
-    :mod:`nsmc_gen.custom_generate.generate`). Add ``streamer=`` or output options as needed.
+    Prompts are built with the format the model was trained on (:func:`review_format_of`); several
+    prompts make one batch, each with ``num_return_sequences`` rows. A model without the
+    ``sentiment_guidance`` field (a base model) gets the default format's field in the config, so
+    that guidance finds its prompts. Arguments as for :func:`generate_reviews`.
 
     Example:
+        >>> from nsmc_gen.custom_generate.generate import generate
         >>> from nsmc_gen.modeling import load_embedded_default
         >>> model, tokenizer = load_embedded_default()
-        >>> kwargs = build_generate_kwargs(model, tokenizer, "positive", ["정말", "이 영화는"])
-        >>> kwargs["input_ids"].shape[0], kwargs["generation_config"].top_p
-        (2, 1.0)
-        >>> [type(p).__name__ for p in kwargs["logits_processor"]]
-        ['GuidanceLogitsProcessor', 'RepetitionPenaltyLogitsProcessor', 'KeepEOSProbabilityLogitsProcessor']
+        >>> request = generate_request(model, tokenizer, "positive", ["정말", "이 영화는"], max_new_tokens=4)
+        >>> request["input_ids"].shape[0], request["generation_config"].guidance_scale
+        (2, 2.0)
+        >>> generate(model=model, **request).shape[0]  # what generate_reviews runs
+        2
     """
-    review_format = review_format or ReviewFormat()
+    review_format = review_format_of(model)
     sentiment = None if sentiment is None else normalize_sentiment(sentiment)
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
     if not prompts or not all(isinstance(p, str) for p in prompts):
@@ -238,19 +235,11 @@ def build_generate_kwargs(
     )
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = getattr(model, "device", torch.device("cpu"))
-    input_ids, attention_mask = _left_pad(
+    input_ids, attention_mask = left_pad(
         _prompt_rows(tokenizer, review_format, sentiment, prompts), pad, device
     )
-    guidance: dict[str, torch.Tensor] = {}
-    if settings["guidance_scale"] != 1:
-        opposite = SENTIMENTS[1 - SENTIMENTS.index(sentiment)]
-        ids, mask = _left_pad(_prompt_rows(tokenizer, review_format, opposite, prompts), pad, device)
-        guidance = {"negative_prompt_ids": ids, "negative_prompt_attention_mask": mask}
     fixed = STRATEGIES[strategy].fixed
     knobs = {k: v for k, v in settings.items() if k != "strategy"}
-    prior = knobs.pop(LENGTH_PRIOR_FIELD, False)
-    if prior is not True:  # True: left out, so that the model's own (generation_config.json) applies
-        knobs[LENGTH_PRIOR_FIELD] = list(prior or [])
     config = GenerationConfig(
         # Everything off first, so that no sampling default of the model's own config slips in.
         **{**_custom_generate.switched_off(fixed["do_sample"]), **fixed, **knobs},
@@ -258,9 +247,35 @@ def build_generate_kwargs(
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=pad,
     )
-    return _custom_generate.prepare(
-        model, generation_config=config, input_ids=input_ids, attention_mask=attention_mask, **guidance
-    )
+    if not getattr(model.generation_config, GUIDANCE_FIELD, None):
+        setattr(config, GUIDANCE_FIELD, sentiment_guidance(tokenizer, review_format))
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "generation_config": config}
+
+
+def build_generate_kwargs(
+    model: Any,
+    tokenizer: Any,
+    sentiment: Sentiment | int | None = "positive",
+    prompt: str | Sequence[str] = "",
+    **request: Any,
+) -> dict[str, Any]:
+    """Everything ``model.generate(**kwargs)`` needs: prompt tensors, GenerationConfig, our processors.
+
+    :func:`generate_request` through :func:`nsmc_gen.custom_generate.generate.prepare`: the returned
+    ``generation_config`` has the built-in repetition penalty, temperature, top-k, top-p and
+    guidance at their neutral values, and ``logits_processor`` does that work. Add ``streamer=`` or
+    output options as needed.
+
+    Example:
+        >>> from nsmc_gen.modeling import load_embedded_default
+        >>> model, tokenizer = load_embedded_default()
+        >>> kwargs = build_generate_kwargs(model, tokenizer, "positive", ["정말", "이 영화는"])
+        >>> kwargs["input_ids"].shape[0], kwargs["generation_config"].top_p
+        (2, 1.0)
+        >>> [type(p).__name__ for p in kwargs["logits_processor"]]
+        ['GuidanceLogitsProcessor', 'RepetitionPenaltyLogitsProcessor', 'KeepEOSProbabilityLogitsProcessor']
+    """
+    return _custom_generate.prepare(model, **generate_request(model, tokenizer, sentiment, prompt, **request))
 
 
 def generate_reviews(
@@ -273,13 +288,13 @@ def generate_reviews(
     num_return_sequences: int = 1,
     seed: int | None = None,
     guidance_scale: float | None = None,
-    review_format: ReviewFormat | None = None,
     **decoding: Any,
 ) -> list[str]:
-    """Generate movie reviews of a sentiment, in one batch.
+    """Generate movie reviews of a sentiment, in one batch, through the model folder's decoding code.
 
     Args:
-        model: a causal LM fine-tuned on the review format.
+        model: a causal LM fine-tuned on the review format; its generation config's
+            ``sentiment_guidance`` field gives the format's words (default: ``긍정``/``부정``).
         tokenizer: its tokenizer.
         sentiment: ``"positive"``/``"negative"`` (or label 1/0); None: no sentiment prefix.
         prompt: the start of the review, or a list of starts (one left-padded batch).
@@ -287,7 +302,6 @@ def generate_reviews(
         num_return_sequences: reviews per prompt.
         seed: seeds Python, NumPy and torch first; the same seed gives the same reviews.
         guidance_scale: sentiment guidance (> 0; 1: off); None: the default with a sentiment.
-        review_format: the prompt format the model was trained on.
         decoding: the strategy's knobs: ``temperature``, ``top_k``, ``top_p``,
             ``keep_eos_probability`` (top-k/top-p cut only the continuation tokens; EOS keeps the
             probability it had), ``length_prior`` (sampling: True the model's calibrated prior, if it
@@ -310,8 +324,7 @@ def generate_reviews(
         >>> a == generate_reviews(model, tokenizer, "negative", strategy="top-k", top_k=20, seed=1)
         True
     """
-    review_format = review_format or ReviewFormat()
-    kwargs = build_generate_kwargs(
+    request = generate_request(
         model,
         tokenizer,
         sentiment,
@@ -319,14 +332,14 @@ def generate_reviews(
         strategy=strategy,
         num_return_sequences=num_return_sequences,
         guidance_scale=guidance_scale,
-        review_format=review_format,
         **decoding,
     )
     _seed(seed)
-    with _eval_mode(model):
-        output = model.generate(**kwargs)
+    with eval_mode(model):
+        output = _custom_generate.generate(model=model, **request)
     sequences = getattr(output, "sequences", output)  # a config may ask for a dict output
     texts = tokenizer.batch_decode(sequences, skip_special_tokens=True)
+    review_format = review_format_of(model)
     return [review_format.strip_prefix(text, sentiment) for text in texts]
 
 
@@ -339,7 +352,6 @@ def stream_review(
     strategy: str = DEFAULT_STRATEGY,
     seed: int | None = None,
     guidance_scale: float | None = None,
-    review_format: ReviewFormat | None = None,
     **decoding: Any,
 ) -> Iterator[str]:
     """Generate one review, yielding the text so far (sentiment word removed) as it grows.
@@ -359,29 +371,27 @@ def stream_review(
     """
     if strategy == "beam":
         raise ValueError("strategy 'beam' cannot be streamed: beam search picks its sequence at the end")
-    review_format = review_format or ReviewFormat()
-    kwargs = build_generate_kwargs(
-        model,
-        tokenizer,
-        sentiment,
-        prompt,
-        strategy=strategy,
-        guidance_scale=guidance_scale,
-        review_format=review_format,
-        **decoding,
+    request = generate_request(
+        model, tokenizer, sentiment, prompt, strategy=strategy, guidance_scale=guidance_scale, **decoding
     )
+    review_format = review_format_of(model)
     streamer = TextIteratorStreamer(tokenizer, skip_special_tokens=True)
     stop = threading.Event()
     errors: list[BaseException] = []
 
     def run() -> None:
         try:
-            model.generate(**kwargs, streamer=streamer, stopping_criteria=StoppingCriteriaList([_Stop(stop)]))
+            _custom_generate.generate(
+                model=model,
+                **request,
+                streamer=streamer,
+                stopping_criteria=StoppingCriteriaList([_Stop(stop)]),
+            )
         except BaseException as error:  # re-raised in the caller's thread below
             errors.append(error)
             streamer.end()
 
-    with _eval_mode(model):
+    with eval_mode(model):
         _seed(seed)
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
@@ -522,19 +532,20 @@ def _prompt_rows(
     return [row or [start] for row in rows]
 
 
-def _left_pad(
-    rows: Sequence[Sequence[int]], pad_token_id: int, device: Any
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left padding: a decoder-only model continues every row from its last column."""
-    width = max(map(len, rows))
-    ids = [[pad_token_id] * (width - len(row)) + list(row) for row in rows]
-    mask = [[0] * (width - len(row)) + [1] * len(row) for row in rows]
-    return torch.tensor(ids, device=device), torch.tensor(mask, device=device)
-
-
 @contextmanager
-def _eval_mode(model: Any) -> Iterator[None]:
-    """Dropout off while generating (a model straight from training is in train mode)."""
+def eval_mode(model: Any) -> Iterator[None]:
+    """Dropout off while generating (a model straight from training is in train mode); the model's
+    mode is restored afterwards.
+
+    Example:
+        >>> from nsmc_gen.modeling import load_embedded_default
+        >>> model, _ = load_embedded_default()
+        >>> with eval_mode(model.train()):
+        ...     model.training
+        False
+        >>> model.training
+        True
+    """
     was_training = model.training
     model.eval()
     try:
@@ -545,17 +556,9 @@ def _eval_mode(model: Any) -> Iterator[None]:
 
 def _seed(seed: int | None) -> None:
     if seed is not None:
-        if not _CHECKS["seed"][0](seed):
-            raise ValueError(f"seed must be {_CHECKS['seed'][1]}, got {seed!r}")
+        if not _integer(seed) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
         set_seed(seed)
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
-
-
-def _finite(value: Any) -> bool:
-    return _number(value) and math.isfinite(value)
 
 
 def _integer(value: Any) -> bool:

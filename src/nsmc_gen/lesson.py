@@ -36,11 +36,11 @@ import pandas as pd
 import torch
 from transformers import GenerationConfig, set_seed
 
-from nsmc_gen.custom_generate.generate import our_processors
+from nsmc_gen.custom_generate.generate import generate, our_processors
 from nsmc_gen.decoding import DECODING_DEFAULTS, DEFAULT_GUIDANCE_SCALE
 from nsmc_gen.evaluation.study import REPETITION_N, STUDY_ROWS
 from nsmc_gen.formatting import Sentiment
-from nsmc_gen.generation import _eval_mode, build_generate_kwargs, generate_reviews
+from nsmc_gen.generation import eval_mode, generate_request, generate_reviews
 
 _TOP_P = f"top-p-{DECODING_DEFAULTS['top_p']}"  # the study's name of the default top-p row
 
@@ -244,17 +244,17 @@ def sample_trace(
     nothing between them and the sampler but top-p, every token taken is inside the top-p cut
     that :func:`next_token_view` draws at temperature 1.
     """
-    kwargs = build_generate_kwargs(
+    request = generate_request(
         model, tokenizer, sentiment, prompt, max_new_tokens=max_new_tokens, **TRACE_DECODING
     )
-    kwargs["generation_config"].update(output_logits=True, return_dict_in_generate=True)
+    request["generation_config"].update(output_logits=True, return_dict_in_generate=True)
     set_seed(seed)
-    with _eval_mode(model):
-        output = model.generate(**kwargs)
-    width = kwargs["input_ids"].shape[1]
+    with eval_mode(model):
+        output = generate(model=model, **request)  # the decoding path of generate_reviews
+    width = request["input_ids"].shape[1]
     steps = len(output.logits)
     return Trace(
-        context_ids=tuple(kwargs["input_ids"][0].tolist()),
+        context_ids=tuple(request["input_ids"][0].tolist()),
         token_ids=tuple(output.sequences[0, width : width + steps].tolist()),
         step_logits=torch.cat(output.logits).float().cpu(),
         decoding={**TRACE_DECODING, "max_new_tokens": max_new_tokens, "seed": seed},

@@ -1,7 +1,7 @@
 """nsmc-gen decoding for transformers: our logits processors in place of the built-in ones.
 
 This file has two homes. In the nsmc_gen package it is the code :mod:`nsmc_gen.generation` runs.
-In a model folder, ``nsmc_gen.generation.install_custom_generate`` copies it to
+In a model folder, ``nsmc_gen.model_folder.install_custom_generate`` copies it to
 ``custom_generate/generate.py`` next to a copy of ``nsmc_gen/processors.py``; transformers then
 runs its :func:`generate` in place of ``model.generate`` when the model is loaded with
 ``trust_remote_code=True`` (``pipeline("text-generation", model=..., trust_remote_code=True)``).
@@ -29,7 +29,11 @@ Sentiment guidance (classifier-free guidance) contrasts the prompt with the same
 opposite sentiment word: ``scale * (log p(x | 긍정 ...) - log p(x | 부정 ...)) + log p(x | 부정 ...)``.
 A model folder's ``generation_config.json`` carries, in its ``sentiment_guidance`` field, the
 default scale and both sentiment prompts' token ids, so :func:`generate` can build the negative
-prompt itself: ``pipe("긍정")`` is guided, ``pipe("긍정", guidance_scale=1.0)`` is not.
+prompt itself: ``pipe("긍정")`` is guided, ``pipe("긍정", guidance_scale=1.0)`` is not. The field
+also records the words themselves, which nsmc_gen reads back to build its prompts.
+
+The valid range of every setting is written once, in :data:`SETTING_CHECKS`: :func:`prepare` checks
+the resolved config with it, and nsmc_gen checks a request with it before loading a model.
 
 Example (a model folder with this file installed):
     >>> from transformers import pipeline
@@ -73,6 +77,75 @@ KEEP_EOS_FIELD = "keep_eos_probability"
 LENGTH_PRIOR_FIELD = "length_prior"
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+
+
+def _finite(value: Any) -> bool:
+    return _number(value) and math.isfinite(value)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# The one place the decoding settings' valid ranges are written: name -> (check, valid range as the
+# error message words it). :func:`prepare` checks the resolved config with it, so that a Hub user and
+# nsmc_gen.generation (which checks a request with it before loading a model) get the same messages.
+SETTING_CHECKS: dict[str, tuple[Any, str]] = {
+    "temperature": (lambda v: _number(v) and 0 < v < math.inf, "a finite number > 0"),
+    "top_p": (lambda v: _number(v) and 0 < v <= 1, "in (0, 1]"),
+    "top_k": (lambda v: _integer(v) and v >= 0, "an integer >= 0 (0: off)"),
+    "num_beams": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "repetition_penalty": (lambda v: _number(v) and v > 0, "a number > 0 (inf: never repeat a token)"),
+    "no_repeat_ngram_size": (lambda v: _integer(v) and v >= 0, "an integer >= 0 (0: off)"),
+    "min_new_tokens": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    "max_new_tokens": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "num_return_sequences": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "guidance_scale": (lambda v: _finite(v) and v > 0, "a finite number > 0 (1: off)"),
+    KEEP_EOS_FIELD: (lambda v: isinstance(v, bool), "True or False"),
+    LENGTH_PRIOR_FIELD: (
+        lambda v: isinstance(v, bool) or (isinstance(v, (list, tuple)) and all(_finite(b) for b in v)),
+        "True (the model's own, if any), False (none) or a list of finite numbers (EOS bias per step)",
+    ),
+}
+
+
+def check_settings(settings: Mapping[str, Any] | GenerationConfig) -> None:
+    """Raise a ValueError naming the first setting of :data:`SETTING_CHECKS` outside its range.
+
+    ``settings`` is a mapping or a ``GenerationConfig``; unset (None) settings are not checked.
+
+    Example:
+        >>> check_settings({"top_p": 0.9, "temperature": None})
+        >>> check_settings(GenerationConfig(top_p=1.5))
+        Traceback (most recent call last):
+        ...
+        ValueError: top_p must be in (0, 1], got 1.5
+    """
+    for name, (valid, words) in SETTING_CHECKS.items():
+        value = settings.get(name) if isinstance(settings, Mapping) else getattr(settings, name, None)
+        if value is not None and not valid(value):
+            raise ValueError(f"{name} must be {words}, got {value!r}")
+
+
+def left_pad(
+    rows: Sequence[Sequence[int]], pad_token_id: int, device: Any = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id rows as one left-padded batch and its attention mask: a decoder-only model
+    continues every row from its last column.
+
+    Example:
+        >>> ids, mask = left_pad([[5, 6], [7]], pad_token_id=0)
+        >>> ids.tolist(), mask.tolist()
+        ([[5, 6], [0, 7]], [[1, 1], [0, 1]])
+    """
+    width = max(map(len, rows))
+    ids = torch.tensor([[pad_token_id] * (width - len(r)) + list(r) for r in rows], device=device)
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+    return ids, mask
+
+
 class GuidanceLogitsProcessor(LogitsProcessor):
     """Classifier-free guidance against a negative prompt, right for batches and beam search.
 
@@ -108,10 +181,7 @@ class GuidanceLogitsProcessor(LogitsProcessor):
         negative_prompt_attention_mask: torch.Tensor | None = None,
         use_cache: bool = True,
     ) -> None:
-        if not (
-            isinstance(guidance_scale, (int, float)) and math.isfinite(guidance_scale) and guidance_scale > 0
-        ):
-            raise ValueError(f"guidance_scale must be a finite number > 0 (1 = off), got {guidance_scale!r}")
+        check_settings({"guidance_scale": guidance_scale})
         if negative_prompt_ids.ndim != 2:
             raise ValueError(
                 f"negative_prompt_ids must be (batch, length), got shape {tuple(negative_prompt_ids.shape)}"
@@ -210,10 +280,7 @@ def opposite_sentiment_prompts(
         if swapped is None:
             return None
         rows.append(swapped)
-    width = max(map(len, rows))
-    ids = torch.tensor([[pad_token_id] * (width - len(r)) + r for r in rows], dtype=input_ids.dtype)
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], dtype=torch.long)
-    return ids.to(input_ids.device), mask.to(input_ids.device)
+    return left_pad(rows, pad_token_id, input_ids.device)
 
 
 def our_processors(
@@ -307,7 +374,8 @@ def prepare(
     Takes what ``model.generate`` takes. The config is resolved as ``generate`` resolves it
     (arguments over ``generation_config`` over ``model.generation_config``), then split by
     :func:`our_processors`; ``keep_eos_probability`` and ``length_prior`` (fields transformers does
-    not know) are taken from the arguments too (``length_prior=[]`` switches a model's prior off).
+    not know) are taken from the arguments too (``length_prior=False`` or ``[]`` switches a model's
+    prior off, ``True`` keeps it). Every setting is checked against :data:`SETTING_CHECKS`.
     Without ``guidance_scale``, a model whose config has the
     ``sentiment_guidance`` field is guided by its default scale when every prompt starts with a
     sentiment word; with ``guidance_scale`` != 1 and no ``negative_prompt_ids``, the negative
@@ -315,9 +383,14 @@ def prepare(
     """
     # our fields, taken from the arguments here: a config without them would hand them to the model
     ours = {name: kwargs.pop(name) for name in (KEEP_EOS_FIELD, LENGTH_PRIOR_FIELD) if name in kwargs}
+    # A private method, but the one that resolves a config exactly as generate will (arguments over
+    # generation_config over model.generation_config); tests/test_one_path.py fails loudly if it changes.
     config, model_kwargs = model._prepare_generation_config(generation_config, **kwargs)
     for name, value in ours.items():
         setattr(config, name, value)
+    if getattr(config, LENGTH_PRIOR_FIELD, None) is True:  # True: the model's own prior, if any
+        setattr(config, LENGTH_PRIOR_FIELD, getattr(model.generation_config, LENGTH_PRIOR_FIELD, None))
+    check_settings(config)
     guidance = getattr(config, GUIDANCE_FIELD, None) or {}
     input_ids = model_kwargs.get("input_ids", model_kwargs.get("inputs"))
     if negative_prompt_ids is None and guidance.get("prompt_ids") and input_ids is not None:

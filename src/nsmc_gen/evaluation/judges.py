@@ -3,9 +3,10 @@
 Two judges, each with ``predict(texts) -> list[int]`` (1 = positive, 0 = negative, as NSMC labels):
 
 - :class:`BayesJudge`: the fine-tuned LM itself, by Bayes' rule with equal priors. It compares
-  ``log p(review + EOS | 긍정)`` with ``log p(review + EOS | 부정)``, the prefixes tokenized exactly
-  as in training. No extra model, but it grades its own homework: a model that ignores its
-  prefix scores ~0.5 here, and one that learned a caricature of a sentiment can agree with itself.
+  ``log p(review + EOS | 긍정)`` with ``log p(review + EOS | 부정)``, the prefixes (the words the
+  model was trained on, from its generation config) tokenized exactly as in training. No extra
+  model, but it grades its own homework: a model that ignores its prefix scores ~0.5 here, and one
+  that learned a caricature of a sentiment can agree with itself.
 - :class:`TfidfJudge`: an independent classifier (scikit-learn: character 1-3-gram TF-IDF and
   logistic regression) trained on NSMC train in seconds and cached by the content of its data.
 
@@ -33,7 +34,7 @@ import torch
 
 from nsmc_gen.evaluation.scoring import review_log_probs
 from nsmc_gen.files import atomic_write
-from nsmc_gen.formatting import SENTIMENTS, ReviewFormat, Sentiment, normalize_sentiment
+from nsmc_gen.formatting import SENTIMENTS, Sentiment, normalize_sentiment
 
 logger = logging.getLogger(__name__)
 
@@ -55,12 +56,9 @@ class BayesJudge:
         [1, 0]
     """
 
-    def __init__(
-        self, model: Any, tokenizer: Any, review_format: ReviewFormat | None = None, batch_size: int = 32
-    ) -> None:
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 32) -> None:
         self.model = model
         self.tokenizer = tokenizer
-        self.review_format = review_format or ReviewFormat()
         self.batch_size = batch_size
 
     def score(self, texts: Sequence[str]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -72,8 +70,7 @@ class BayesJudge:
             self.tokenizer,
             texts + texts,
             [SENTIMENTS[0]] * len(texts) + [SENTIMENTS[1]] * len(texts),
-            self.review_format,
-            self.batch_size,
+            batch_size=self.batch_size,
         )
         return scores[: len(texts)], scores[len(texts) :]
 

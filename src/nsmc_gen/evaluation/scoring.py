@@ -3,7 +3,8 @@
 One forward pass per batch serves three consumers: the perplexity metric, the Bayes judge
 (the same reviews under ``긍정`` and under ``부정``) and ``benchmarks/lm_baselines.py``.
 Reviews are tokenized exactly as training tokenizes them (:func:`nsmc_gen.formatting.tokenize_reviews`:
-the formatted text, then EOS), and the sentiment prefix is cut off by the length of
+the formatted text, then EOS), and the sentiment prefix, in the words the model was trained on
+(:func:`~nsmc_gen.formatting.review_format_of`), is cut off by the length of
 :meth:`ReviewFormat.prompt_ids`, which is an exact prefix of the training ids. Tokenizing the
 prefix and the review separately would not be: a byte-level BPE attaches the space to the review.
 
@@ -22,7 +23,13 @@ from typing import Any
 
 import torch
 
-from nsmc_gen.formatting import ReviewCollator, ReviewFormat, Sentiment, normalize_sentiment, tokenize_reviews
+from nsmc_gen.formatting import (
+    ReviewCollator,
+    Sentiment,
+    normalize_sentiment,
+    review_format_of,
+    tokenize_reviews,
+)
 
 
 def review_log_probs(
@@ -30,7 +37,6 @@ def review_log_probs(
     tokenizer: Any,
     reviews: Sequence[str],
     sentiments: Sequence[Sentiment | int] | None = None,
-    review_format: ReviewFormat | None = None,
     batch_size: int = 32,
     max_length: int = 128,
 ) -> list[torch.Tensor]:
@@ -42,8 +48,8 @@ def review_log_probs(
         reviews: the review texts, without any sentiment word.
         sentiments: one sentiment per review (``"positive"``/``"negative"`` or 1/0): each review
             is scored after that sentiment's prefix, as in training. ``None``: no prefix, and the
-            first review token (which then has no context) is not scored.
-        review_format: the prompt format the model was trained with (default ``ReviewFormat()``).
+            first review token (which then has no context) is not scored. The prefix is the
+            model's own (:func:`~nsmc_gen.formatting.review_format_of`).
         batch_size: reviews per forward pass (>= 1).
         max_length: tokens per formatted review, as in training; longer ones are cut (and then
             score no EOS).
@@ -60,7 +66,7 @@ def review_log_probs(
         encoded = tokenize_reviews({"document": reviews}, tokenizer, None, max_length)["input_ids"]
         starts = [1] * len(reviews)  # the first token is predicted from nothing: not scored
     else:
-        review_format = review_format or ReviewFormat()
+        review_format = review_format_of(model)
         labels = [normalize_sentiment(s) for s in sentiments]
         encoded = tokenize_reviews(
             {"document": reviews, "label": labels}, tokenizer, review_format, max_length

@@ -26,8 +26,8 @@ Args:
     predictions (list of str): the reviews to score (without a sentiment word).
     model: a causal LM object (e.g. ``AutoModelForCausalLM``).
     tokenizer: its tokenizer.
-    sentiments (list of "positive"/"negative" or 1/0, optional): the prefix for each review.
-    review_format (ReviewFormat, optional): the prompt format the model was trained with.
+    sentiments (list of "positive"/"negative" or 1/0, optional): the prefix for each review, in
+        the words the model was trained on (its generation config's sentiment_guidance field).
     batch_size (int, default 32): reviews per forward pass.
 Returns:
     ``perplexity`` (corpus), ``loss`` (nats per token), ``num_tokens``, and ``perplexities``
@@ -44,8 +44,8 @@ class ReviewPerplexity(evaluate.Metric):
             features=datasets.Features({"predictions": datasets.Value("string")}),
         )
 
-    def _compute(self, predictions, model, tokenizer, sentiments=None, review_format=None, batch_size=32):
-        scores = review_log_probs(model, tokenizer, predictions, sentiments, review_format, batch_size)
+    def _compute(self, predictions, model, tokenizer, sentiments=None, batch_size=32):
+        scores = review_log_probs(model, tokenizer, predictions, sentiments, batch_size)
         loss, count = mean_token_loss(scores)
         return {
             "perplexity": math.exp(loss),
