@@ -347,7 +347,7 @@ def test_study_rows_cover_the_lesson():
         "length_prior",
         "min_new_tokens",
     }
-    assert STUDY_ROWS["eos-floor-off"] == {"min_new_tokens": 0} and DECODING_DEFAULTS["min_new_tokens"] > 0
+    assert STUDY_ROWS["eos-floor-8"] == {"min_new_tokens": 8} and DECODING_DEFAULTS["min_new_tokens"] == 0
     assert {family(n) for n in STUDY_ROWS} == {
         "greedy",
         "beam",
@@ -365,7 +365,7 @@ def test_study_rows_cover_the_lesson():
 # --- the decoding study, end to end on the tiny model ---------------------------------------------
 
 DEFAULT_TOP_P_ROW = f"top-p-{DECODING_DEFAULTS['top_p']}"  # penalty-1.0 decodes exactly like it
-STUDY_SUBSET = ["greedy", "beam-2", DEFAULT_TOP_P_ROW, "penalty-1.0", "guidance-2", "eos-floor-off"]
+STUDY_SUBSET = ["greedy", "beam-2", DEFAULT_TOP_P_ROW, "penalty-1.0", "guidance-2", "eos-floor-8"]
 
 
 @pytest.fixture(scope="module")
@@ -406,7 +406,7 @@ def test_study_end_to_end_on_the_tiny_model(tmp_path, tokenizer, sample_judge, s
     # greedy writes one review per sentiment: two copies each, so distinct-1 is at most 1/2
     assert by_name["greedy"]["deterministic"] and by_name["greedy"]["distinct_1"] <= 0.5
     assert len(by_name["greedy"]["examples"]["positive"]) == 1
-    assert by_name[DEFAULT_TOP_P_ROW]["short_share"] == 0  # the default floor: 8 tokens at least
+    assert by_name["eos-floor-8"]["short_share"] == 0  # the floor: 8 tokens at least
     # the same decoding is generated once and measured alike
     same = ("control", "distinct_2", "self_bleu", "mean_length")
     assert [by_name["penalty-1.0"][k] for k in same] == [by_name[DEFAULT_TOP_P_ROW][k] for k in same]

@@ -35,9 +35,8 @@ from nsmc_gen.formatting import SENTIMENTS
 # Every row names all the knobs it touches; the others stay neutral (no penalty, no guidance), so
 # each row isolates one idea. The penalty and guidance rows vary the project's default decoding
 # (top-p sampling at DECODING_DEFAULTS' top_p); "default" is whatever generate_reviews does when
-# asked nothing. Every row keeps the default min_new_tokens (the floor; the eos-floor-off row shows
-# the lengths without it). The eos rows switch off, one at a
-# time, what the default does about EOS: its untruncated probability under top-p, the model's
+# asked nothing. No row has a length floor but eos-floor-8 (the floor the length prior replaced).
+# The eos rows switch off, one at a time, what the default does about EOS: its untruncated probability under top-p, the model's
 # calibrated length prior (if the model has one).
 _NEUTRAL = {"repetition_penalty": 1.0, "guidance_scale": 1.0}
 _TOP_P = {"strategy": "top-p", "top_p": DECODING_DEFAULTS["top_p"]}
@@ -60,7 +59,7 @@ STUDY_ROWS: dict[str, dict[str, Any]] = {
     "eos-keep-off": {"keep_eos_probability": False},
     "eos-prior-off": {"length_prior": False},
     "eos-both-off": {"keep_eos_probability": False, "length_prior": False},
-    "eos-floor-off": {"min_new_tokens": 0},
+    "eos-floor-8": {"min_new_tokens": 8},
     "default": {},
 }
 DETERMINISTIC_STRATEGIES = ("greedy", "beam")  # one review per prompt: asking N times gives N copies
