@@ -131,20 +131,24 @@ def recipe_args(recipe: str, data_dir: Path, output_dir: Path, *extra: str) -> l
     ]
 
 
-@pytest.fixture(scope="session")
-def small_nsmc(tmp_path_factory) -> Path:
-    """An NSMC folder of 64 train / 8 test rows from the shipped sample."""
+def write_nsmc_slice(folder: Path, train_rows: int, test_rows: int) -> Path:
+    """The first rows of the shipped sample's train and test files, in the official format."""
     from nsmc_gen.data import read_nsmc_file
     from nsmc_gen.modeling import NSMC_SAMPLE
 
-    folder = tmp_path_factory.mktemp("small-nsmc")
-    for split, rows in (("train", 64), ("test", 8)):
+    for split, rows in (("train", train_rows), ("test", test_rows)):
         source = read_nsmc_file(NSMC_SAMPLE / f"ratings_{split}.txt.gz")
         lines = ["id\tdocument\tlabel"] + [
             f"{r['id']}\t{r['document']}\t{r['label']}" for _, r in zip(range(rows), source, strict=False)
         ]
         (folder / f"ratings_{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder
+
+
+@pytest.fixture(scope="session")
+def small_nsmc(tmp_path_factory) -> Path:
+    """An NSMC folder of 64 train / 8 test rows from the shipped sample."""
+    return write_nsmc_slice(tmp_path_factory.mktemp("small-nsmc"), 64, 8)
 
 
 @pytest.fixture(scope="session")

@@ -22,14 +22,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import write_nsmc_slice
 from transformers import AutoModelForCausalLM
 
 import nsmc_gen
-from nsmc_gen.data import read_nsmc_file
 from nsmc_gen.formatting import ReviewCollator
 from nsmc_gen.hub import validate_model_folder
 from nsmc_gen.model_folder import MERGED_DIR, RUN_FACTS
-from nsmc_gen.modeling import NSMC_SAMPLE, load_embedded_default
+from nsmc_gen.modeling import load_embedded_default
 from nsmc_gen.training import parse_args, prepare_datasets, review_token_nll
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,14 +96,7 @@ def test_fsdp2_config_wraps_the_models_gpt2_blocks(monkeypatch):
 @pytest.fixture(scope="module")
 def slice_dir(tmp_path_factory) -> Path:
     """120 train / 20 test reviews of the shipped sample, in the official format."""
-    folder = tmp_path_factory.mktemp("nsmc-slice")
-    for split, rows in (("train", 120), ("test", 20)):
-        source = read_nsmc_file(NSMC_SAMPLE / f"ratings_{split}.txt.gz")
-        lines = ["id\tdocument\tlabel"] + [
-            f"{r['id']}\t{r['document']}\t{r['label']}" for _, r in zip(range(rows), source, strict=False)
-        ]
-        (folder / f"ratings_{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return folder
+    return write_nsmc_slice(tmp_path_factory.mktemp("nsmc-slice"), 120, 20)
 
 
 def recipe_args(data_dir: Path, output_dir: Path, *extra: str) -> list[str]:

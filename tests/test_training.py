@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import write_nsmc_slice
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, GenerationConfig, TrainerCallback, TrainingArguments
 
 import nsmc_gen
-from nsmc_gen.data import read_nsmc_file
 from nsmc_gen.decoding import recommended_generation_config
 from nsmc_gen.files import current_umask
 from nsmc_gen.formatting import PackedReviewCollator, ReviewCollator, ReviewFormat, tokenize_reviews
@@ -68,14 +68,7 @@ def one_torch_thread():
 @pytest.fixture(scope="module")
 def tiny_data_dir(tmp_path_factory) -> Path:
     """An NSMC folder of 120 train / 20 test rows taken from the shipped sample."""
-    folder = tmp_path_factory.mktemp("tiny-nsmc")
-    for split, rows in (("train", 120), ("test", 20)):
-        source = read_nsmc_file(NSMC_SAMPLE / f"ratings_{split}.txt.gz")
-        lines = ["id\tdocument\tlabel"] + [
-            f"{r['id']}\t{r['document']}\t{r['label']}" for _, r in zip(range(rows), source, strict=False)
-        ]
-        (folder / f"ratings_{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return folder
+    return write_nsmc_slice(tmp_path_factory.mktemp("tiny-nsmc"), 120, 20)
 
 
 def tiny_args(model_dir: Path, data_dir: Path, output_dir: Path, *extra: str) -> list[str]:
