@@ -8,7 +8,7 @@ Nothing is downloaded. Rows:
    in bf16 autocast with fused AdamW, on batches of NSMC-length rows: tokens/s and model FLOPs
    utilisation (6 x parameters + attention, per token, against --peak-tflops);
 2. the same with LoRA (peft, r 16 on c_attn/c_proj/c_fc, fan_in_fan_out for Conv1D);
-3. our NucleusLogitsProcessor and RepetitionPenaltyLogitsProcessor against transformers'
+3. our NucleusLogitsProcessor and StrictRepetitionPenaltyLogitsProcessor against transformers'
    TopPLogitsWarper and RepetitionPenaltyLogitsProcessor on the device at batch 1/8/64,
    vocabulary 51,200: exact agreement (same kept tokens, same values) and the speed ratio;
 4. ``generate_reviews`` at batch 64 (the default decoding, sentiment guidance 2.0) with the
@@ -28,8 +28,13 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast, TopPLogitsWarper
-from transformers import RepetitionPenaltyLogitsProcessor as HFRepetitionPenalty
+from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
+    PreTrainedTokenizerFast,
+    RepetitionPenaltyLogitsProcessor,
+    TopPLogitsWarper,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from processors import flat_logits, peaked_logits, time_interleaved  # noqa: E402  (benchmarks/processors.py)
@@ -37,7 +42,7 @@ from processors import flat_logits, peaked_logits, time_interleaved  # noqa: E40
 from nsmc_gen.data import read_nsmc_file  # noqa: E402
 from nsmc_gen.generation import generate_reviews  # noqa: E402
 from nsmc_gen.modeling import NSMC_SAMPLE  # noqa: E402
-from nsmc_gen.processors import NucleusLogitsProcessor, RepetitionPenaltyLogitsProcessor  # noqa: E402
+from nsmc_gen.processors import NucleusLogitsProcessor, StrictRepetitionPenaltyLogitsProcessor  # noqa: E402
 
 KOGPT2_SHAPE = dict(vocab_size=51200, n_positions=1024, n_embd=768, n_layer=12, n_head=12)
 KOGPT2_SPECIALS = ["<s>", "</s>", "<usr>", "<pad>", "<sys>", "<unk>", "<mask>", "<d>", "</d>"] + [
@@ -157,7 +162,7 @@ def processor_rows(args: argparse.Namespace) -> list[dict]:
             rows.append(_ratio_row(f"top-p 0.8, {kind}, batch {batch}", exact, times))
         history = torch.randint(0, 51200, (batch, 64), generator=generator).to(device)
         logits = flat_logits(batch, 51200, generator).to(device)
-        ours, theirs = RepetitionPenaltyLogitsProcessor(1.2), HFRepetitionPenalty(1.2)
+        ours, theirs = StrictRepetitionPenaltyLogitsProcessor(1.2), RepetitionPenaltyLogitsProcessor(1.2)
         exact = agreement(ours(history, logits.clone()), theirs(history, logits.clone()))
         times = time_interleaved(
             {"ours": partial(ours, history, logits), "theirs": partial(theirs, history, logits)},

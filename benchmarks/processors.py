@@ -22,14 +22,13 @@ import time
 from functools import partial
 
 import torch
-from transformers import RepetitionPenaltyLogitsProcessor as HFRepetitionPenalty
-from transformers import TopPLogitsWarper
+from transformers import RepetitionPenaltyLogitsProcessor, TopPLogitsWarper
 
 from nsmc_gen.processors import (
     KeepEOSProbabilityLogitsProcessor,
     LengthPriorLogitsProcessor,
     NucleusLogitsProcessor,
-    RepetitionPenaltyLogitsProcessor,
+    StrictRepetitionPenaltyLogitsProcessor,
 )
 
 # Wall clock by default; --clock cpu counts this process's CPU seconds instead, which a crowded machine
@@ -102,11 +101,14 @@ def penalty_rows(device: torch.device, vocab: int, rounds: int, history: int = 6
         logits = flat_logits(batch, vocab, generator).to(device)
         input_ids = torch.randint(vocab, (batch, history), generator=generator).to(device)
         candidates = {
-            "ours 1.2": (RepetitionPenaltyLogitsProcessor(1.2), HFRepetitionPenalty(1.2)),
-            "ours inf": (RepetitionPenaltyLogitsProcessor(float("inf")), HFRepetitionPenalty(1.2)),
+            "ours 1.2": (StrictRepetitionPenaltyLogitsProcessor(1.2), RepetitionPenaltyLogitsProcessor(1.2)),
+            "ours inf": (
+                StrictRepetitionPenaltyLogitsProcessor(float("inf")),
+                RepetitionPenaltyLogitsProcessor(1.2),
+            ),
             "ours 1.2 prompt+pad": (
-                RepetitionPenaltyLogitsProcessor(1.2, prompt_length=8, pad_token_id=3),
-                HFRepetitionPenalty(1.2),
+                StrictRepetitionPenaltyLogitsProcessor(1.2, prompt_length=8, pad_token_id=3),
+                RepetitionPenaltyLogitsProcessor(1.2),
             ),
         }
         for label, (ours, theirs) in candidates.items():

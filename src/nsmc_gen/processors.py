@@ -1,4 +1,4 @@
-"""Our own logits processors: the CTRL repetition penalty (with a strict form), a fast nucleus filter, a
+"""Our own logits processors: the CTRL repetition penalty with a strict form, a fast nucleus filter, a
 wrapper that lets other processors act on the continuation only, leaving the model's probability of
 ending the text as it is, and a length prior on that probability.
 
@@ -25,7 +25,7 @@ __all__ = [
     "KeepEOSProbabilityLogitsProcessor",
     "LengthPriorLogitsProcessor",
     "NucleusLogitsProcessor",
-    "RepetitionPenaltyLogitsProcessor",
+    "StrictRepetitionPenaltyLogitsProcessor",
 ]
 
 
@@ -48,15 +48,17 @@ def _check_optional_index(name: str, value) -> int | None:
     return value
 
 
-class RepetitionPenaltyLogitsProcessor(LogitsProcessor):
-    r"""The CTRL repetition penalty: the logit of every token already seen is divided by ``penalty`` if
-    it is positive and multiplied by it if it is negative, once per token however often it was seen.
+class StrictRepetitionPenaltyLogitsProcessor(LogitsProcessor):
+    r"""transformers' (CTRL) repetition penalty, plus its strict form and padding left alone: the logit
+    of every token already seen is divided by ``penalty`` if it is positive and multiplied by it if it
+    is negative, once per token however often it was seen.
 
-    For finite penalties the result is bit for bit what ``transformers.RepetitionPenaltyLogitsProcessor``
-    returns. ``penalty=float("inf")`` is the strict form: a seen token's logit becomes ``-inf``, so its
-    probability is exactly 0 and it can never be picked again (transformers' class, given ``inf``,
-    would turn positive logits into 0 instead). ``penalty=1.0`` changes nothing; values below 1 reward
-    repetition.
+    Named apart from ``transformers.RepetitionPenaltyLogitsProcessor`` for what it adds: for finite
+    penalties the result is bit for bit that class's, but ``penalty=float("inf")`` is the strict form
+    (a repeat is never picked) and ``pad_token_id`` is never penalised. Strict: a seen token's logit
+    becomes ``-inf``, so its probability is exactly 0 and it can never be picked again (transformers'
+    class, given ``inf``, would turn positive logits into 0 instead). ``penalty=1.0`` changes nothing;
+    values below 1 reward repetition.
 
     Args:
         penalty: ``> 0``; 1.0 is no penalty, ``float("inf")`` forbids repeats.
@@ -73,16 +75,16 @@ class RepetitionPenaltyLogitsProcessor(LogitsProcessor):
 
     ```python
     >>> import torch
-    >>> from nsmc_gen.processors import RepetitionPenaltyLogitsProcessor
+    >>> from nsmc_gen.processors import StrictRepetitionPenaltyLogitsProcessor
     >>> scores = torch.tensor([[2.0, -1.0, 0.5, 3.0]])
     >>> seen = torch.tensor([[0, 1, 1]])
-    >>> RepetitionPenaltyLogitsProcessor(2.0)(seen, scores)
+    >>> StrictRepetitionPenaltyLogitsProcessor(2.0)(seen, scores)
     tensor([[ 1.0000, -2.0000,  0.5000,  3.0000]])
-    >>> RepetitionPenaltyLogitsProcessor(float("inf"))(seen, scores)
+    >>> StrictRepetitionPenaltyLogitsProcessor(float("inf"))(seen, scores)
     tensor([[  -inf,   -inf, 0.5000, 3.0000]])
-    >>> RepetitionPenaltyLogitsProcessor(2.0, prompt_length=1)(seen, scores)  # token 0 is prompt
+    >>> StrictRepetitionPenaltyLogitsProcessor(2.0, prompt_length=1)(seen, scores)  # token 0 is prompt
     tensor([[ 2.0000, -2.0000,  0.5000,  3.0000]])
-    >>> RepetitionPenaltyLogitsProcessor(2.0, pad_token_id=0)(seen, scores)
+    >>> StrictRepetitionPenaltyLogitsProcessor(2.0, pad_token_id=0)(seen, scores)
     tensor([[ 2.0000, -2.0000,  0.5000,  3.0000]])
 
     ```
@@ -96,7 +98,7 @@ class RepetitionPenaltyLogitsProcessor(LogitsProcessor):
     >>> prompt = torch.tensor([[1, 2, 3]])
     >>> out = model.generate(
     ...     prompt, do_sample=False, max_new_tokens=20, repetition_penalty=1.0, pad_token_id=0,
-    ...     logits_processor=LogitsProcessorList([RepetitionPenaltyLogitsProcessor(float("inf"))]),
+    ...     logits_processor=LogitsProcessorList([StrictRepetitionPenaltyLogitsProcessor(float("inf"))]),
     ... )
     >>> tokens = out[0].tolist()
     >>> len(set(tokens)) == len(tokens)  # strict: no token appears twice, prompt included
