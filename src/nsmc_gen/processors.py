@@ -252,12 +252,7 @@ class NucleusLogitsProcessor(LogitsProcessor):
         nbins = self._NUM_BINS
         bins = self._workspace("bins", probs.shape, torch.int32, probs)
         torch.bitwise_right_shift(probs.view(torch.int32), self._SHIFT, out=bins)
-        mass = torch.zeros(rows, nbins, dtype=probs.dtype, device=probs.device)
-        if probs.device.type == "cpu":  # index_add_ takes int32 indices: no int64 copy of the bins
-            for r in range(rows):
-                mass[r].index_add_(0, bins[r], probs[r])
-        else:
-            mass.scatter_add_(1, bins.long(), probs)
+        mass = self._bin_mass(bins, probs, nbins)
         # cum[:, j]: the mass of bin nbins - 1 - j and of every higher bin; cum[:, -1] is the total, as
         # transformers' float64 cumsum of the float32 probabilities has it (to ~1e-8: each bin adds
         # probabilities within 2.2% of each other; a float32 probs.sum() would be ~10x further off).
@@ -305,6 +300,15 @@ class NucleusLogitsProcessor(LogitsProcessor):
         out = self._apply_threshold(logits, threshold)
         out[row[tied_out], col[tied_out]] = self.filter_value
         return out.to(scores.dtype)
+
+    def _bin_mass(self, bins: torch.Tensor, probs: torch.Tensor, nbins: int) -> torch.Tensor:
+        mass = torch.zeros(bins.shape[0], nbins, dtype=probs.dtype, device=probs.device)
+        if probs.device.type == "cpu":  # index_add_ takes int32 indices: no int64 copy of the bins
+            for r in range(bins.shape[0]):
+                mass[r].index_add_(0, bins[r], probs[r])
+        else:
+            mass.scatter_add_(1, bins.long(), probs)
+        return mass
 
     def _workspace(self, name: str, shape, dtype: torch.dtype, like: torch.Tensor) -> torch.Tensor:
         """A scratch tensor kept between calls (per thread): generate calls with the same shape at every
