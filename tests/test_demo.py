@@ -225,7 +225,11 @@ def test_browser_generates_the_models_review_and_shows_errors_as_toasts(
     keep_screenshot(page, artifacts, "demo.png")
 
     # Beam search cannot stream: a readable toast, the last review left alone, no traceback.
+    # (Choosing it shows its knob: the page's own reactions work without being API endpoints.)
+    beams = page.get_by_label("number input for Beams")
+    expect(beams).to_be_hidden()
     page.get_by_label("beam", exact=True).check()
+    expect(beams).to_be_visible(timeout=WAIT)
     page.locator("#go").click()
     toast = page.locator("[data-testid=toast-text]")
     expect(toast).to_contain_text("cannot be streamed", timeout=WAIT)
