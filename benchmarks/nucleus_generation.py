@@ -21,7 +21,9 @@ other processes on the same cores inflate far less than the wall clock.
 The CPU tuning the filter once had (scratch buffers kept between calls per thread, per-row int32
 histograms, a word-wise search of the cut bin, a per-row ``torch.threshold`` in pieces around OpenMP
 hand-offs) was measured with this script's version at commit 6245e7d, each trick undone in turn, and
-removed: none moved a whole generation beyond the noise (batch 1 and 64, 1 and 2 threads).
+removed: at 1 thread none moved a whole generation beyond the noise (batch 1 and 64, 32 new tokens:
+each trick undone 0.96-1.06x, all undone 0.98-0.99x); at 2 threads a shared 2-core machine spread
+variants doing the same work over 0.5-1.1x, hiding any effect the threading trick might have.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ __all__ = [
     "LengthPriorLogitsProcessor",
     "NucleusLogitsProcessor",
     "StrictRepetitionPenaltyLogitsProcessor",
+    "nucleus_threshold",
 ]
 
 
