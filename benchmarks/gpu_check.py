@@ -8,7 +8,7 @@ Nothing is downloaded. Rows:
    in bf16 autocast with fused AdamW, on batches of NSMC-length rows: tokens/s and model FLOPs
    utilisation (6 x parameters + attention, per token, against --peak-tflops);
 2. the same with LoRA (peft, r 16 on c_attn/c_proj/c_fc, fan_in_fan_out for Conv1D);
-3. our NucleusLogitsProcessor and RepetitionPenaltyLogitsProcessor against transformers'
+3. our NucleusLogitsProcessor and StrictRepetitionPenaltyLogitsProcessor against transformers'
    TopPLogitsWarper and RepetitionPenaltyLogitsProcessor on the device at batch 1/8/64,
    vocabulary 51,200: exact agreement (same kept tokens, same values) and the speed ratio;
 4. ``generate_reviews`` at batch 64 (the default decoding, sentiment guidance 2.0) with the
@@ -24,20 +24,21 @@ import math
 import statistics
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast, TopPLogitsWarper
-from transformers import RepetitionPenaltyLogitsProcessor as HFRepetitionPenalty
+from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
+    PreTrainedTokenizerFast,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from processors import flat_logits, peaked_logits, time_interleaved  # noqa: E402  (benchmarks/processors.py)
+from processors import nucleus_comparisons, penalty_comparisons  # noqa: E402  (benchmarks/processors.py)
 
 from nsmc_gen.data import read_nsmc_file  # noqa: E402
 from nsmc_gen.generation import generate_reviews  # noqa: E402
 from nsmc_gen.modeling import NSMC_SAMPLE  # noqa: E402
-from nsmc_gen.processors import NucleusLogitsProcessor, RepetitionPenaltyLogitsProcessor  # noqa: E402
 
 KOGPT2_SHAPE = dict(vocab_size=51200, n_positions=1024, n_embd=768, n_layer=12, n_head=12)
 KOGPT2_SPECIALS = ["<s>", "</s>", "<usr>", "<pad>", "<sys>", "<unk>", "<mask>", "<d>", "</d>"] + [
@@ -141,37 +142,13 @@ def sync(device: torch.device) -> None:
 
 
 def processor_rows(args: argparse.Namespace) -> list[dict]:
+    """benchmarks/processors.py's comparisons with transformers, at the default top-p 0.8."""
     device = torch.device(args.device)
-    rows = []
-    for batch in (1, 8, 64):
-        generator = torch.Generator().manual_seed(batch)
-        for kind, make in (("flat", flat_logits), ("peaked", peaked_logits)):
-            logits = make(batch, 51200, generator).to(device)
-            ours, theirs = NucleusLogitsProcessor(0.8), TopPLogitsWarper(0.8)
-            exact = agreement(ours(None, logits.clone()), theirs(None, logits.clone()))
-            times = time_interleaved(
-                {"ours": partial(ours, None, logits), "theirs": partial(theirs, None, logits)},
-                args.rounds,
-                device,
-            )
-            rows.append(_ratio_row(f"top-p 0.8, {kind}, batch {batch}", exact, times))
-        history = torch.randint(0, 51200, (batch, 64), generator=generator).to(device)
-        logits = flat_logits(batch, 51200, generator).to(device)
-        ours, theirs = RepetitionPenaltyLogitsProcessor(1.2), HFRepetitionPenalty(1.2)
-        exact = agreement(ours(history, logits.clone()), theirs(history, logits.clone()))
-        times = time_interleaved(
-            {"ours": partial(ours, history, logits), "theirs": partial(theirs, history, logits)},
-            args.rounds,
-            device,
-        )
-        rows.append(_ratio_row(f"repetition penalty 1.2, batch {batch}", exact, times))
-    return rows
-
-
-def agreement(ours: torch.Tensor, theirs: torch.Tensor) -> str:
-    """ "exact" when the scores are identical, else how many tokens' scores differ."""
-    differ = int((ours != theirs).sum())  # -inf == -inf; kept tokens keep their scores
-    return "exact" if differ == 0 else f"{differ} of {ours.numel():,} scores differ"
+    nucleus = nucleus_comparisons(device, 51200, 0.8, args.rounds)
+    penalty = penalty_comparisons(device, 51200, args.rounds, forms=["1.2"])
+    return [
+        _ratio_row(f"top-p 0.8, {kind}, batch {batch}", exact, ms) for kind, batch, _, exact, ms in nucleus
+    ] + [_ratio_row(f"repetition penalty 1.2, batch {batch}", exact, ms) for _, batch, exact, ms in penalty]
 
 
 def _ratio_row(name: str, exact: str, times: dict[str, float]) -> dict:
@@ -179,8 +156,8 @@ def _ratio_row(name: str, exact: str, times: dict[str, float]) -> dict:
         "row": name,
         "tokens/s": "-",
         "MFU": "-",
-        "note": f"{exact}; ours {times['ours']:.3f} ms, transformers {times['theirs']:.3f} ms "
-        f"-> {times['theirs'] / times['ours']:.1f}x",
+        "note": f"{exact}; ours {times['ours']:.3f} ms, transformers {times['hf']:.3f} ms "
+        f"-> {times['hf'] / times['ours']:.1f}x",
     }
 
 

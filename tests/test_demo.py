@@ -225,7 +225,11 @@ def test_browser_generates_the_models_review_and_shows_errors_as_toasts(
     keep_screenshot(page, artifacts, "demo.png")
 
     # Beam search cannot stream: a readable toast, the last review left alone, no traceback.
+    # (Choosing it shows its knob: the page's own reactions work without being API endpoints.)
+    beams = page.get_by_label("number input for Beams")
+    expect(beams).to_be_hidden()
     page.get_by_label("beam", exact=True).check()
+    expect(beams).to_be_visible(timeout=WAIT)
     page.locator("#go").click()
     toast = page.locator("[data-testid=toast-text]")
     expect(toast).to_contain_text("cannot be streamed", timeout=WAIT)
@@ -440,27 +444,55 @@ def test_space_app_loads_the_model_named_by_the_environment(monkeypatch, tiny_mo
     assert isinstance(app["demo"], gr.Blocks)
 
 
+def api_parameters(client: Client) -> dict[str, list[str]]:
+    """Each documented endpoint's parameter names, as gradio_client shows them."""
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    return {name: [p["parameter_name"] for p in api["parameters"]] for name, api in endpoints.items()}
+
+
 @pytest.fixture
 def generate_api(demo_url):
-    """Calls the page's /generate endpoint by its controls' labels (gradio_client, real HTTP)."""
+    """Calls the page's /generate endpoint by its parameters' names (gradio_client, real HTTP)."""
     client = Client(demo_url, verbose=False)
-    parameters = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/generate"]
-    names = {p["label"]: p["parameter_name"] for p in parameters["parameters"]}
+    return partial(client.predict, api_name="/generate")
 
-    def call(**by_label):
-        return client.predict(
-            **{names[label]: value for label, value in by_label.items()}, api_name="/generate"
-        )
 
-    return call
+def test_api_parameters_are_named_as_the_controls(demo_url, model, tokenizer):
+    client = Client(demo_url, verbose=False)
+    assert api_parameters(client) == {
+        "/generate": [
+            "prompt",
+            "sentiment",
+            "strategy",
+            "stream",
+            "seed",
+            "min_new_tokens",
+            "max_new_tokens",
+            "num_beams",
+            "top_k",
+            "top_p",
+            "temperature",
+            "repetition_penalty",
+            "no_repeat_ngram_size",
+            "strict_penalty",
+            "guidance_scale",
+            "num_samples",
+        ],
+        "/compare": ["prompt", "sentiment", "seed", "max_new_tokens", "repetition_penalty", "strict_penalty"],
+        "/sample": ["prompt", "sentiment", "seed"],
+    }
+    # A call by name: the names reach the knobs they say (top-p sampling, its top_p, a seed).
+    settings = dict(prompt="이 영화", strategy="top-p", top_p=0.5, seed=4, max_new_tokens=16)
+    review = client.predict(**settings, sentiment="negative", stream=False, api_name="/generate")
+    expected = generate_reviews(model, tokenizer, "negative", **settings)
+    assert [review] == expected
+    assert [review] != generate_reviews(model, tokenizer, "negative", **{**settings, "top_p": 1.0})
 
 
 def test_32_concurrent_api_users_each_get_their_own_review(generate_api, model, tokenizer):
     def user(seed: int) -> tuple[int, str, float]:
         start = time.perf_counter()
-        review = generate_api(
-            **{"Prompt (start of the review)": "이 영화", "Seed": seed, "Max new tokens": 24}
-        )
+        review = generate_api(prompt="이 영화", seed=seed, max_new_tokens=24)
         return seed, review, time.perf_counter() - start
 
     with ThreadPoolExecutor(32) as pool:
@@ -492,13 +524,7 @@ def test_a_plain_base_model_gets_no_sentiment_and_no_guidance(model, tokenizer):
     # What the page sends by default is an unguided review with no sentiment word.
     url = serve(demo)
     try:
-        client = Client(url, verbose=False)
-        parameters = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/generate"]
-        names = {p["label"]: p["parameter_name"] for p in parameters["parameters"]}
-        review = client.predict(
-            **{names["Prompt (start of the review)"]: "이 영화", names["Max new tokens"]: 16},
-            api_name="/generate",
-        )
+        review = Client(url, verbose=False).predict(prompt="이 영화", max_new_tokens=16, api_name="/generate")
     finally:
         demo.close()
     assert [review] == generate_reviews(model, tokenizer, None, "이 영화", seed=0, max_new_tokens=16)

@@ -44,7 +44,7 @@ from nsmc_gen.processors import (
     KeepEOSProbabilityLogitsProcessor,
     LengthPriorLogitsProcessor,
     NucleusLogitsProcessor,
-    RepetitionPenaltyLogitsProcessor,
+    StrictRepetitionPenaltyLogitsProcessor,
 )
 
 FMT = ReviewFormat()
@@ -63,14 +63,14 @@ def ids(tokenizer, sentiment, prompt="") -> torch.Tensor:
 # --- the strategy table and the built-ins switched off ------------------------------------------
 
 STRATEGY_CASES = [
-    ("greedy", {}, ["RepetitionPenaltyLogitsProcessor"]),
-    ("beam", {"num_beams": 3}, ["RepetitionPenaltyLogitsProcessor"]),
-    ("sampling", {"temperature": 0.7}, ["RepetitionPenaltyLogitsProcessor", "TemperatureLogitsWarper"]),
-    ("top-k", {"top_k": 20}, ["RepetitionPenaltyLogitsProcessor", "KeepEOSProbabilityLogitsProcessor"]),
+    ("greedy", {}, ["StrictRepetitionPenaltyLogitsProcessor"]),
+    ("beam", {"num_beams": 3}, ["StrictRepetitionPenaltyLogitsProcessor"]),
+    ("sampling", {"temperature": 0.7}, ["StrictRepetitionPenaltyLogitsProcessor", "TemperatureLogitsWarper"]),
+    ("top-k", {"top_k": 20}, ["StrictRepetitionPenaltyLogitsProcessor", "KeepEOSProbabilityLogitsProcessor"]),
     (
         "top-p",
         {"top_p": 0.8, "temperature": 0.9, "keep_eos_probability": False},
-        ["RepetitionPenaltyLogitsProcessor", "TemperatureLogitsWarper", "NucleusLogitsProcessor"],
+        ["StrictRepetitionPenaltyLogitsProcessor", "TemperatureLogitsWarper", "NucleusLogitsProcessor"],
     ),
 ]
 
@@ -122,13 +122,13 @@ def test_defaults_come_from_decoding(tiny_model, tokenizer):
         (
             "greedy",
             {"repetition_penalty": 1.3},
-            lambda width: [RepetitionPenaltyLogitsProcessor(1.3, pad_token_id=2)],
+            lambda width: [StrictRepetitionPenaltyLogitsProcessor(1.3, pad_token_id=2)],
         ),
         (
             "sampling",
             {"temperature": 0.8, "repetition_penalty": 1.3},
             lambda width: [
-                RepetitionPenaltyLogitsProcessor(1.3, pad_token_id=2),
+                StrictRepetitionPenaltyLogitsProcessor(1.3, pad_token_id=2),
                 TemperatureLogitsWarper(0.8),
             ],
         ),
@@ -136,7 +136,7 @@ def test_defaults_come_from_decoding(tiny_model, tokenizer):
             "top-k",
             {"top_k": 7, "temperature": 0.8, "repetition_penalty": 1.3, "keep_eos_probability": False},
             lambda width: [
-                RepetitionPenaltyLogitsProcessor(1.3, pad_token_id=2),
+                StrictRepetitionPenaltyLogitsProcessor(1.3, pad_token_id=2),
                 TemperatureLogitsWarper(0.8),
                 TopKLogitsWarper(7),
             ],
@@ -145,7 +145,7 @@ def test_defaults_come_from_decoding(tiny_model, tokenizer):
             "top-p",
             {"top_p": 0.5, "temperature": 0.8, "repetition_penalty": 1.3, "keep_eos_probability": False},
             lambda width: [
-                RepetitionPenaltyLogitsProcessor(1.3, pad_token_id=2),
+                StrictRepetitionPenaltyLogitsProcessor(1.3, pad_token_id=2),
                 TemperatureLogitsWarper(0.8),
                 NucleusLogitsProcessor(0.5),
             ],
@@ -154,7 +154,7 @@ def test_defaults_come_from_decoding(tiny_model, tokenizer):
             "top-p",
             {"top_p": 0.5, "length_prior": [-1.0, -0.5]},  # the defaults: EOS keeps its probability
             lambda width: [
-                RepetitionPenaltyLogitsProcessor(1.2, pad_token_id=2),
+                StrictRepetitionPenaltyLogitsProcessor(1.2, pad_token_id=2),
                 LengthPriorLogitsProcessor([-1.0, -0.5], eos_token_id=1, prompt_length=width),
                 KeepEOSProbabilityLogitsProcessor([NucleusLogitsProcessor(0.5)], eos_token_id=1),
             ],
@@ -197,7 +197,7 @@ def test_the_double_application_trap_is_real(tiny_model, tokenizer):
     )
     kwargs["generation_config"].repetition_penalty = 1.3
     out = tiny_model.generate(**kwargs, output_scores=True, output_logits=True, return_dict_in_generate=True)
-    once = RepetitionPenaltyLogitsProcessor(1.3, pad_token_id=tokenizer.pad_token_id)
+    once = StrictRepetitionPenaltyLogitsProcessor(1.3, pad_token_id=tokenizer.pad_token_id)
     assert not torch.equal(out.scores[0], once(kwargs["input_ids"], out.logits[0].clone()))
 
 
@@ -206,7 +206,7 @@ def test_greedy_is_deterministic_and_is_the_argmax_of_the_penalised_logits(tiny_
     first = generate_reviews(tiny_model, tokenizer, "positive", **options)
     assert first == generate_reviews(tiny_model, tokenizer, "positive", **options)
     sequence = ids(tokenizer, "positive")
-    penalty = RepetitionPenaltyLogitsProcessor(1.2, pad_token_id=tokenizer.pad_token_id)
+    penalty = StrictRepetitionPenaltyLogitsProcessor(1.2, pad_token_id=tokenizer.pad_token_id)
     for _ in range(8):  # the reference: a plain loop, no cache
         scores = penalty(sequence, tiny_model(sequence).logits[:, -1])
         sequence = torch.cat([sequence, scores.argmax(-1, keepdim=True)], dim=1)
@@ -478,7 +478,7 @@ def test_guided_sampling_equals_a_two_branch_reference(tiny_model, tokenizer):
     pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
     then = LogitsProcessorList(
         [
-            RepetitionPenaltyLogitsProcessor(DECODING_DEFAULTS["repetition_penalty"], pad_token_id=pad),
+            StrictRepetitionPenaltyLogitsProcessor(DECODING_DEFAULTS["repetition_penalty"], pad_token_id=pad),
             NucleusLogitsProcessor(DECODING_DEFAULTS["top_p"]),
         ]
     )
@@ -524,12 +524,12 @@ def test_guidance_comes_before_the_repetition_penalty(tiny_model, tokenizer):
     )
     assert [type(p).__name__ for p in kwargs["logits_processor"]] == [
         "GuidanceLogitsProcessor",
-        "RepetitionPenaltyLogitsProcessor",
+        "StrictRepetitionPenaltyLogitsProcessor",
     ]
     out = tiny_model.generate(**kwargs, output_scores=True, output_logits=True, return_dict_in_generate=True)
     width = kwargs["input_ids"].shape[1]
     negative = ids(tokenizer, "negative")
-    penalty = RepetitionPenaltyLogitsProcessor(1.5, pad_token_id=tokenizer.pad_token_id)
+    penalty = StrictRepetitionPenaltyLogitsProcessor(1.5, pad_token_id=tokenizer.pad_token_id)
     for step, (scores, logits) in enumerate(zip(out.scores, out.logits, strict=True)):
         sequence, generated = out.sequences[:, : width + step], out.sequences[:, width : width + step]
         uncond = torch.log_softmax(tiny_model(torch.cat([negative, generated], 1)).logits[:, -1], dim=-1)

@@ -13,14 +13,18 @@ import math
 
 import pytest
 import torch
-from transformers import LogitsProcessorList, TopKLogitsWarper, TopPLogitsWarper
-from transformers import RepetitionPenaltyLogitsProcessor as HFRepetitionPenalty
+from transformers import (
+    LogitsProcessorList,
+    RepetitionPenaltyLogitsProcessor,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 
 from nsmc_gen.processors import (
     KeepEOSProbabilityLogitsProcessor,
     LengthPriorLogitsProcessor,
     NucleusLogitsProcessor,
-    RepetitionPenaltyLogitsProcessor,
+    StrictRepetitionPenaltyLogitsProcessor,
 )
 
 INF = float("inf")
@@ -245,8 +249,8 @@ def random_case(seed, batch, vocab, length, dtype=torch.float32):
 )
 def test_penalty_equals_transformers_bit_for_bit(penalty, batch, vocab, length):
     input_ids, scores = random_case(batch * vocab + length, batch, vocab, length)
-    ours = RepetitionPenaltyLogitsProcessor(penalty)(input_ids, scores.clone())
-    theirs = HFRepetitionPenalty(penalty)(input_ids, scores.clone())
+    ours = StrictRepetitionPenaltyLogitsProcessor(penalty)(input_ids, scores.clone())
+    theirs = RepetitionPenaltyLogitsProcessor(penalty)(input_ids, scores.clone())
     assert torch.equal(ours, theirs)
     if penalty != 1.0:
         assert not torch.equal(ours, scores)
@@ -255,24 +259,24 @@ def test_penalty_equals_transformers_bit_for_bit(penalty, batch, vocab, length):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_penalty_equals_transformers_in_half_precision(dtype):
     input_ids, scores = random_case(0, 4, 300, 30, dtype)
-    ours = RepetitionPenaltyLogitsProcessor(1.3)(input_ids, scores)
+    ours = StrictRepetitionPenaltyLogitsProcessor(1.3)(input_ids, scores)
     assert ours.dtype == dtype
-    assert torch.equal(ours, HFRepetitionPenalty(1.3)(input_ids, scores))
+    assert torch.equal(ours, RepetitionPenaltyLogitsProcessor(1.3)(input_ids, scores))
 
 
 @pytest.mark.parametrize("prompt_length", [0, 1, 5, 12])
 def test_penalty_prompt_length_equals_transformers_prompt_ignore_length(prompt_length):
     input_ids, scores = random_case(prompt_length, 5, 100, 12)
-    ours = RepetitionPenaltyLogitsProcessor(1.5, prompt_length=prompt_length)(input_ids, scores)
-    theirs = HFRepetitionPenalty(1.5, prompt_ignore_length=prompt_length)(input_ids, scores)
+    ours = StrictRepetitionPenaltyLogitsProcessor(1.5, prompt_length=prompt_length)(input_ids, scores)
+    theirs = RepetitionPenaltyLogitsProcessor(1.5, prompt_ignore_length=prompt_length)(input_ids, scores)
     assert torch.equal(ours, theirs)
 
 
 def test_penalty_does_not_modify_its_input():
     input_ids, scores = random_case(1, 3, 40, 10)
     before = scores.clone()
-    RepetitionPenaltyLogitsProcessor(1.5, pad_token_id=3)(input_ids, scores)
-    RepetitionPenaltyLogitsProcessor(INF)(input_ids, scores)
+    StrictRepetitionPenaltyLogitsProcessor(1.5, pad_token_id=3)(input_ids, scores)
+    StrictRepetitionPenaltyLogitsProcessor(INF)(input_ids, scores)
     assert torch.equal(scores, before)
 
 
@@ -281,16 +285,16 @@ def test_penalty_ignores_ids_beyond_the_head_like_transformers():
     input_ids[0, :4] = torch.tensor([40, 45, 41, 40])  # an embedding larger than the LM head
     input_ids[1, :] = 44  # a row with nothing to penalise
     for penalty in (1.5, INF):
-        ours = RepetitionPenaltyLogitsProcessor(penalty)(input_ids, scores)
+        ours = StrictRepetitionPenaltyLogitsProcessor(penalty)(input_ids, scores)
         assert ours.shape == scores.shape
         if penalty != INF:
-            assert torch.equal(ours, HFRepetitionPenalty(penalty)(input_ids, scores))
+            assert torch.equal(ours, RepetitionPenaltyLogitsProcessor(penalty)(input_ids, scores))
         assert torch.equal(ours[1], scores[1])
 
 
 def test_strict_penalty_gives_seen_tokens_probability_zero():
     input_ids, scores = random_case(3, 8, 200, 50)
-    out = RepetitionPenaltyLogitsProcessor(INF)(input_ids, scores)
+    out = StrictRepetitionPenaltyLogitsProcessor(INF)(input_ids, scores)
     seen = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, input_ids, True)
     assert torch.all(out[seen] == -INF)
     assert torch.equal(out[~seen], scores[~seen])
@@ -308,7 +312,7 @@ def test_pad_token_is_never_penalised():
         (2.0, [[2.0, 1.5, -2.0, 4.0], [2.0, 3.0, -1.0, 4.0], [2.0, 3.0, -1.0, 2.0]]),
         (INF, [[2.0, -INF, -INF, 4.0], [2.0, 3.0, -1.0, 4.0], [2.0, 3.0, -1.0, -INF]]),
     ]:
-        out = RepetitionPenaltyLogitsProcessor(penalty, pad_token_id=pad)(input_ids, scores)
+        out = StrictRepetitionPenaltyLogitsProcessor(penalty, pad_token_id=pad)(input_ids, scores)
         assert out.tolist() == expect
 
 
@@ -316,28 +320,28 @@ def test_pad_and_prompt_length_on_a_left_padded_batch():
     """Row 0's prompt is [5, 6], row 1's [7, 8, 9], left-padded with 0 to width 3; then 2 generated."""
     input_ids = torch.tensor([[0, 5, 6, 6, 0], [7, 8, 9, 1, 2]])
     scores = torch.ones(2, 10)
-    out = RepetitionPenaltyLogitsProcessor(INF, prompt_length=3, pad_token_id=0)(input_ids, scores)
+    out = StrictRepetitionPenaltyLogitsProcessor(INF, prompt_length=3, pad_token_id=0)(input_ids, scores)
     assert (out == -INF).nonzero().tolist() == [[0, 6], [1, 1], [1, 2]]
 
 
 def test_penalty_one_is_a_no_op_and_empty_history_too():
     input_ids, scores = random_case(4, 2, 30, 6)
-    assert torch.equal(RepetitionPenaltyLogitsProcessor(1.0)(input_ids, scores), scores)
-    out = RepetitionPenaltyLogitsProcessor(2.0, prompt_length=6)(input_ids, scores)
+    assert torch.equal(StrictRepetitionPenaltyLogitsProcessor(1.0)(input_ids, scores), scores)
+    out = StrictRepetitionPenaltyLogitsProcessor(2.0, prompt_length=6)(input_ids, scores)
     assert torch.equal(out, scores)
 
 
 @pytest.mark.parametrize("penalty", [0, 0.0, -1.2, float("nan"), "1.2", None, True])
 def test_penalty_rejects_non_positive_or_nan(penalty):
     with pytest.raises(ValueError, match=r"penalty.*> 0"):
-        RepetitionPenaltyLogitsProcessor(penalty)
+        StrictRepetitionPenaltyLogitsProcessor(penalty)
 
 
 @pytest.mark.parametrize("option", ["prompt_length", "pad_token_id"])
 @pytest.mark.parametrize("value", [-1, 1.5, "3"])
 def test_penalty_rejects_bad_options(option, value):
     with pytest.raises(ValueError, match=rf"{option}.*integer >= 0"):
-        RepetitionPenaltyLogitsProcessor(1.2, **{option: value})
+        StrictRepetitionPenaltyLogitsProcessor(1.2, **{option: value})
 
 
 # ---------------------------------------------------------------- inside generate()
@@ -572,7 +576,7 @@ PROMPTS = ["긍정 이 영화", "부정 배우들 연기가 정말 별로"]
 @pytest.mark.parametrize("num_beams", [1, 3])
 def test_our_penalty_in_generate_equals_the_built_in(tiny_model, tokenizer, num_beams):
     _, ours = generate(
-        tiny_model, tokenizer, PROMPTS, [RepetitionPenaltyLogitsProcessor(1.3)], num_beams=num_beams
+        tiny_model, tokenizer, PROMPTS, [StrictRepetitionPenaltyLogitsProcessor(1.3)], num_beams=num_beams
     )
     _, builtin = generate(tiny_model, tokenizer, PROMPTS, num_beams=num_beams, repetition_penalty=1.3)
     _, none = generate(tiny_model, tokenizer, PROMPTS, num_beams=num_beams)
@@ -592,7 +596,11 @@ def test_strict_penalty_in_generate_never_repeats(tiny_model, tokenizer, num_bea
         tiny_model,
         tokenizer,
         PROMPTS,
-        [RepetitionPenaltyLogitsProcessor(INF, prompt_length=None, pad_token_id=tokenizer.pad_token_id)],
+        [
+            StrictRepetitionPenaltyLogitsProcessor(
+                INF, prompt_length=None, pad_token_id=tokenizer.pad_token_id
+            )
+        ],
         num_beams=num_beams,
         max_new_tokens=20,
     )
@@ -604,7 +612,7 @@ def test_strict_penalty_in_generate_never_repeats(tiny_model, tokenizer, num_bea
         tiny_model,
         tokenizer,
         PROMPTS,
-        [RepetitionPenaltyLogitsProcessor(INF, prompt_length=width), NucleusLogitsProcessor(0.9)],
+        [StrictRepetitionPenaltyLogitsProcessor(INF, prompt_length=width), NucleusLogitsProcessor(0.9)],
         num_beams=num_beams,
         do_sample=num_beams == 1,
         max_new_tokens=20,
@@ -650,8 +658,8 @@ def test_processors_are_logits_processors():
     assert issubclass(LengthPriorLogitsProcessor, LogitsProcessor)
 
     assert issubclass(NucleusLogitsProcessor, LogitsProcessor)
-    assert issubclass(RepetitionPenaltyLogitsProcessor, LogitsProcessor)
-    assert math.isinf(RepetitionPenaltyLogitsProcessor(INF).penalty)
+    assert issubclass(StrictRepetitionPenaltyLogitsProcessor, LogitsProcessor)
+    assert math.isinf(StrictRepetitionPenaltyLogitsProcessor(INF).penalty)
 
 
 def test_docstring_examples_run():

@@ -16,6 +16,11 @@ and shows the results. A ``ValueError`` from below (beam search with streaming,
 never a stack trace. Every event that runs the model is in one concurrency group of size 1: one
 model, one generation at a time (and a seeded request is never disturbed by another's sampling).
 
+The page's API (``gradio_client``), its parameters named as the controls: ``/generate``
+(``prompt``, ``sentiment``, ``strategy``, ``stream``, ``seed``, one per decoding knob such as
+``top_p`` or ``repetition_penalty``, ``strict_penalty``, ``guidance_scale``, ``num_samples``;
+any left out takes the page's default), ``/compare`` and ``/sample``.
+
 Elements a browser test reaches: ``#prompt textarea``, ``#go``, ``#out textarea`` (Generate);
 ``#compare-prompt textarea``, ``#compare-go``, ``#compare-<row>`` (Compare); ``#why-prompt
 textarea``, ``#why-go``, ``#why-review``, ``#why-summary``, ``#why-model``, ``#why-cut`` (Why).
@@ -29,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -100,6 +106,12 @@ def _as_error(error: ValueError) -> gr.Error:
 def _takes(strategy: str) -> set[str]:
     """The knobs ``strategy`` takes (an unknown strategy takes none; the library names it)."""
     return set(STRATEGIES[strategy].knobs) | set(COMMON_KNOBS) if strategy in STRATEGIES else set()
+
+
+def _named_parameters(controls: dict[str, Any]) -> inspect.Signature:
+    """A signature with one parameter per control name, in order."""
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    return inspect.Signature([inspect.Parameter(name, kind) for name in controls])
 
 
 def _show(reviews: list[str]) -> str:
@@ -234,24 +246,37 @@ def _generate_view(model: Any, tokenizer: Any, sentiment_control: bool) -> None:
             )
             controls["num_samples"] = gr.Slider(1, 10, value=1, step=1, label="Number of samples")
 
-    def generate(data: dict[Any, Any]) -> Iterator[str]:
+    def generate(*values: Any) -> Iterator[str]:
         try:
-            yield from _reviews(model, tokenizer, **{name: data[c] for name, c in controls.items()})
+            yield from _reviews(model, tokenizer, **dict(zip(controls, values, strict=True)))
         except ValueError as error:
             raise _as_error(error) from error
+
+    # gradio names an endpoint's parameters after the function's (else param_0, param_1, ...):
+    # one named parameter per control, in the controls' order, for gradio_client users.
+    generate.__signature__ = _named_parameters(controls)
 
     def show_knobs(strategy: str) -> list[Any]:
         return [gr.update(visible=name in _takes(strategy)) for name in knobs]
 
-    controls["strategy"].change(show_knobs, controls["strategy"], list(knobs.values()))
+    # The page's own reactions are no API: only /generate is offered to gradio_client users.
+    page_only = {"api_visibility": "private"}
+    controls["strategy"].change(show_knobs, controls["strategy"], list(knobs.values()), **page_only)
     controls["strict_penalty"].change(
-        lambda on: gr.update(interactive=not on), controls["strict_penalty"], knobs["repetition_penalty"]
+        lambda on: gr.update(interactive=not on),
+        controls["strict_penalty"],
+        knobs["repetition_penalty"],
+        **page_only,
     )
     controls["sentiment"].change(
-        lambda s: gr.update(interactive=s != "none"), controls["sentiment"], controls["guidance_scale"]
+        lambda s: gr.update(interactive=s != "none"),
+        controls["sentiment"],
+        controls["guidance_scale"],
+        **page_only,
     )
-    go.click(generate, set(controls.values()), out, **ONE_AT_A_TIME)
-    controls["prompt"].submit(generate, set(controls.values()), out, **ONE_AT_A_TIME)
+    inputs = list(controls.values())
+    go.click(generate, inputs, out, api_name="generate", **ONE_AT_A_TIME)
+    controls["prompt"].submit(generate, inputs, out, api_visibility="undocumented", **ONE_AT_A_TIME)
 
 
 def _compare_view(model: Any, tokenizer: Any, sentiment_control: bool) -> None:
@@ -287,8 +312,13 @@ def _compare_view(model: Any, tokenizer: Any, sentiment_control: bool) -> None:
         for name, elem_id in zip(COMPARE_NAMES, COMPARE_IDS, strict=True)
     ]
 
-    def compare(
-        prompt: str, sentiment: str, seed: float, max_new_tokens: float, penalty: float, strict: bool
+    def compare(  # the parameters' names are the /compare endpoint's (gradio_client)
+        prompt: str,
+        sentiment: str,
+        seed: float,
+        max_new_tokens: float,
+        repetition_penalty: float,
+        strict_penalty: bool,
     ) -> Iterator[list[Any]]:
         shown: list[Any] = [
             gr.HighlightedText(value=None, label=f"{name}: …") for name in lesson.COMPARE_ROWS
@@ -300,7 +330,7 @@ def _compare_view(model: Any, tokenizer: Any, sentiment_control: bool) -> None:
             prompt=prompt or "",
             seed=int(seed),
             max_new_tokens=int(max_new_tokens),
-            repetition_penalty=math.inf if strict else float(penalty),
+            repetition_penalty=math.inf if strict_penalty else float(repetition_penalty),
         )
         try:
             for i, row in enumerate(decoded):
@@ -314,7 +344,7 @@ def _compare_view(model: Any, tokenizer: Any, sentiment_control: bool) -> None:
             raise _as_error(error) from error
 
     inputs = [prompt, sentiment, seed, max_new_tokens, penalty, strict]
-    strict.change(lambda on: gr.update(interactive=not on), strict, penalty)
+    strict.change(lambda on: gr.update(interactive=not on), strict, penalty, api_visibility="private")
     go.click(compare, inputs, rows, api_name="compare", **ONE_AT_A_TIME)
     prompt.submit(compare, inputs, rows, api_visibility="undocumented", **ONE_AT_A_TIME)
 

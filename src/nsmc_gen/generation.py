@@ -272,8 +272,9 @@ def build_generate_kwargs(
         >>> kwargs = build_generate_kwargs(model, tokenizer, "positive", ["정말", "이 영화는"])
         >>> kwargs["input_ids"].shape[0], kwargs["generation_config"].top_p
         (2, 1.0)
-        >>> [type(p).__name__ for p in kwargs["logits_processor"]]
-        ['GuidanceLogitsProcessor', 'RepetitionPenaltyLogitsProcessor', 'KeepEOSProbabilityLogitsProcessor']
+        >>> [type(p).__name__ for p in kwargs["logits_processor"]]  # doctest: +NORMALIZE_WHITESPACE
+        ['GuidanceLogitsProcessor', 'StrictRepetitionPenaltyLogitsProcessor',
+         'KeepEOSProbabilityLogitsProcessor']
     """
     return _custom_generate.prepare(model, **generate_request(model, tokenizer, sentiment, prompt, **request))
 

@@ -1,4 +1,4 @@
-"""Our own logits processors: the CTRL repetition penalty (with a strict form), a fast nucleus filter, a
+"""Our own logits processors: the CTRL repetition penalty with a strict form, a fast nucleus filter, a
 wrapper that lets other processors act on the continuation only, leaving the model's probability of
 ending the text as it is, and a length prior on that probability.
 
@@ -14,7 +14,6 @@ copied as is into a model folder's ``custom_generate/``.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Sequence
 from numbers import Real
 
@@ -25,7 +24,8 @@ __all__ = [
     "KeepEOSProbabilityLogitsProcessor",
     "LengthPriorLogitsProcessor",
     "NucleusLogitsProcessor",
-    "RepetitionPenaltyLogitsProcessor",
+    "StrictRepetitionPenaltyLogitsProcessor",
+    "nucleus_threshold",
 ]
 
 
@@ -48,15 +48,17 @@ def _check_optional_index(name: str, value) -> int | None:
     return value
 
 
-class RepetitionPenaltyLogitsProcessor(LogitsProcessor):
-    r"""The CTRL repetition penalty: the logit of every token already seen is divided by ``penalty`` if
-    it is positive and multiplied by it if it is negative, once per token however often it was seen.
+class StrictRepetitionPenaltyLogitsProcessor(LogitsProcessor):
+    r"""transformers' (CTRL) repetition penalty, plus its strict form and padding left alone: the logit
+    of every token already seen is divided by ``penalty`` if it is positive and multiplied by it if it
+    is negative, once per token however often it was seen.
 
-    For finite penalties the result is bit for bit what ``transformers.RepetitionPenaltyLogitsProcessor``
-    returns. ``penalty=float("inf")`` is the strict form: a seen token's logit becomes ``-inf``, so its
-    probability is exactly 0 and it can never be picked again (transformers' class, given ``inf``,
-    would turn positive logits into 0 instead). ``penalty=1.0`` changes nothing; values below 1 reward
-    repetition.
+    Named apart from ``transformers.RepetitionPenaltyLogitsProcessor`` for what it adds: for finite
+    penalties the result is bit for bit that class's, but ``penalty=float("inf")`` is the strict form
+    (a repeat is never picked) and ``pad_token_id`` is never penalised. Strict: a seen token's logit
+    becomes ``-inf``, so its probability is exactly 0 and it can never be picked again (transformers'
+    class, given ``inf``, would turn positive logits into 0 instead). ``penalty=1.0`` changes nothing;
+    values below 1 reward repetition.
 
     Args:
         penalty: ``> 0``; 1.0 is no penalty, ``float("inf")`` forbids repeats.
@@ -73,16 +75,16 @@ class RepetitionPenaltyLogitsProcessor(LogitsProcessor):
 
     ```python
     >>> import torch
-    >>> from nsmc_gen.processors import RepetitionPenaltyLogitsProcessor
+    >>> from nsmc_gen.processors import StrictRepetitionPenaltyLogitsProcessor
     >>> scores = torch.tensor([[2.0, -1.0, 0.5, 3.0]])
     >>> seen = torch.tensor([[0, 1, 1]])
-    >>> RepetitionPenaltyLogitsProcessor(2.0)(seen, scores)
+    >>> StrictRepetitionPenaltyLogitsProcessor(2.0)(seen, scores)
     tensor([[ 1.0000, -2.0000,  0.5000,  3.0000]])
-    >>> RepetitionPenaltyLogitsProcessor(float("inf"))(seen, scores)
+    >>> StrictRepetitionPenaltyLogitsProcessor(float("inf"))(seen, scores)
     tensor([[  -inf,   -inf, 0.5000, 3.0000]])
-    >>> RepetitionPenaltyLogitsProcessor(2.0, prompt_length=1)(seen, scores)  # token 0 is prompt
+    >>> StrictRepetitionPenaltyLogitsProcessor(2.0, prompt_length=1)(seen, scores)  # token 0 is prompt
     tensor([[ 2.0000, -2.0000,  0.5000,  3.0000]])
-    >>> RepetitionPenaltyLogitsProcessor(2.0, pad_token_id=0)(seen, scores)
+    >>> StrictRepetitionPenaltyLogitsProcessor(2.0, pad_token_id=0)(seen, scores)
     tensor([[ 2.0000, -2.0000,  0.5000,  3.0000]])
 
     ```
@@ -96,7 +98,7 @@ class RepetitionPenaltyLogitsProcessor(LogitsProcessor):
     >>> prompt = torch.tensor([[1, 2, 3]])
     >>> out = model.generate(
     ...     prompt, do_sample=False, max_new_tokens=20, repetition_penalty=1.0, pad_token_id=0,
-    ...     logits_processor=LogitsProcessorList([RepetitionPenaltyLogitsProcessor(float("inf"))]),
+    ...     logits_processor=LogitsProcessorList([StrictRepetitionPenaltyLogitsProcessor(float("inf"))]),
     ... )
     >>> tokens = out[0].tolist()
     >>> len(set(tokens)) == len(tokens)  # strict: no token appears twice, prompt included
@@ -162,10 +164,9 @@ class NucleusLogitsProcessor(LogitsProcessor):
     bfloat16 scores are converted to float32 for the decision and the result is returned in the input
     dtype (transformers' generate hands processors float32 scores anyway).
 
-    It costs a few passes over the scores instead of a sort of the vocabulary (10-20x less at batch
-    64 and vocabulary 51,200 on CPU: ``benchmarks/processors.py``). An instance keeps ~9 bytes of
-    scratch memory per score between calls (per thread), since generate calls it with the same shape
-    at every step.
+    It costs a few passes over the scores instead of a sort of the vocabulary
+    (:func:`nucleus_threshold`; per call ``benchmarks/processors.py``, in whole generations
+    ``benchmarks/nucleus_generation.py``).
 
     Args:
         top_p: in ``(0, 1]``; 1.0 keeps every token of non-zero probability.
@@ -203,11 +204,6 @@ class NucleusLogitsProcessor(LogitsProcessor):
     ```
     """
 
-    # Histogram bins: the top float32 bits of a probability (exponent and 5 mantissa bits), i.e. 32 bins
-    # per halving of the probability, each 2.2% wide; probabilities in [0, 1] give bins 0 .. 4064.
-    _SHIFT = 18
-    _NUM_BINS = (0x3F800000 >> _SHIFT) + 1
-
     def __init__(self, top_p: float, min_tokens_to_keep: int = 1, filter_value: float = -float("inf")):
         top_p = _check_real("top_p", top_p, "in (0, 1]")
         if not 0.0 < top_p <= 1.0:
@@ -218,141 +214,23 @@ class NucleusLogitsProcessor(LogitsProcessor):
         self.top_p = top_p
         self.min_tokens_to_keep = min_tokens_to_keep
         self.filter_value = float(_check_real("filter_value", filter_value, "(a float)"))
-        self._workspaces: dict[tuple[int, str], torch.Tensor] = {}
 
     def __call__(self, input_ids: torch.LongTensor | None, scores: torch.FloatTensor) -> torch.FloatTensor:
         if scores.dim() != 2:
             raise ValueError(f"`scores` must be 2-D (rows, vocabulary), got shape {tuple(scores.shape)}")
-        logits = scores.float().contiguous()  # no copy for contiguous float32 scores
+        logits = scores.float()
         top = logits.amax(dim=-1, keepdim=True)
         if not bool(torch.isfinite(top).all()):
             # NaN, +inf or an all -inf row: no histogram can be built; decide literally, by sorting.
             return self._by_sort(logits).to(scores.dtype)
-        probs = torch.softmax(
-            logits, dim=-1, out=self._workspace("probs", logits.shape, torch.float32, logits)
-        )
-        if self.top_p == 1.0:
-            return self._keep_nonzero(logits, probs, scores)
-        return self._by_histogram(logits, top, probs, scores)
-
-    # Why a histogram: the kept set is "every token down to the first one (in descending order) at which
-    # the mass of the tokens above it reaches top_p", so only that cut has to be found, and a full sort
-    # of the vocabulary (what transformers does: ~100x the cost of a softmax at vocabulary 51,200) is not
-    # needed for it. One pass puts every token in a bin by its probability (the float's top bits: bins
-    # are fine everywhere, 2.2% of the value wide) and sums the probability of each bin; the cumulative
-    # bin masses, from the top, name the bin that holds the cut. Only that bin's few tokens (a few dozen
-    # for a flat distribution at vocabulary 51,200) are then sorted, by score, and decided one by one
-    # with the exact mass above them. Every token in a higher bin is kept, every token in a lower one is
-    # removed, so the output is a per-row threshold on the scores (softmax is monotonic, so the order of
-    # the bins is the order of the scores).
-    def _by_histogram(self, logits, top, probs, scores):
-        rows, vocab = logits.shape
-        nbins = self._NUM_BINS
-        bins = self._workspace("bins", probs.shape, torch.int32, probs)
-        torch.bitwise_right_shift(probs.view(torch.int32), self._SHIFT, out=bins)
-        mass = torch.zeros(rows, nbins, dtype=probs.dtype, device=probs.device)
-        if probs.device.type == "cpu":  # index_add_ takes int32 indices: no int64 copy of the bins
-            for r in range(rows):
-                mass[r].index_add_(0, bins[r], probs[r])
-        else:
-            mass.scatter_add_(1, bins.long(), probs)
-        # cum[:, j]: the mass of bin nbins - 1 - j and of every higher bin; cum[:, -1] is the total, as
-        # transformers' float64 cumsum of the float32 probabilities has it (to ~1e-8: each bin adds
-        # probabilities within 2.2% of each other; a float32 probs.sum() would be ~10x further off).
-        cum = mass.flip(-1).double().cumsum(dim=-1)
-        total = cum[:, -1:]
-        # transformers removes a token when the mass at and below it is <= float32(1 - top_p), i.e. it
-        # keeps tokens while the mass strictly above them is < total - that.
-        need = total - float(torch.tensor(1.0 - self.top_p, dtype=torch.float32))
-        cut = (cum < need).sum(dim=-1).clamp_(max=nbins - 1)  # in cum's (descending) order
-        # min_tokens_to_keep: the k-th highest score, how many tokens tied with it are still needed to
-        # make k, and its bin if that is lower than the cut.
-        k = min(self.min_tokens_to_keep, vocab)
-        if k == 1:
-            kth, short = top, torch.ones(rows, 1, dtype=torch.int64, device=top.device)
-        else:
-            highest, highest_index = logits.topk(k, dim=-1)
-            kth = highest[:, -1:]
-            short = k - (highest > kth).sum(dim=-1, keepdim=True)
-            kth_bin = nbins - 1 - bins.gather(1, highest_index[:, -1:]).squeeze(1).long()
-            cut = torch.maximum(cut, kth_bin)
-        above = torch.where(cut > 0, cum.gather(1, (cut - 1).clamp(min=0).unsqueeze(1)).squeeze(1), 0.0)
-
-        # The cut bin's tokens, in descending order of score (equal scores: lower id first).
-        row, col = self._members(bins, (nbins - 1 - cut).to(bins.dtype))
-        value = logits[row, col]
-        order = torch.sort(value, descending=True, stable=True).indices
-        order = order[torch.sort(row[order], stable=True).indices]
-        row, col, value = row[order], col[order], value[order]
-        prob = probs[row, col].double()
-        counts = torch.bincount(row, minlength=rows)
-        starts = counts.cumsum(0) - counts
-        running = prob.cumsum(0) - prob  # mass before each token, over the flattened rows
-        mass_above = above[row] + running - running[starts[row]]
-        at_kth = value == kth.squeeze(1)[row]
-        tie_rank = at_kth.cumsum(0) - at_kth.long()
-        tie_rank = tie_rank - tie_rank[starts[row]]
-        by_rank = (value > kth.squeeze(1)[row]) | (at_kth & (tie_rank < short.squeeze(1)[row]))
-        kept = (mass_above < need.squeeze(1)[row]) | by_rank
-        # kept is a prefix of each row's run; the last kept token gives the row's threshold.
-        n_kept = torch.zeros(rows, dtype=torch.int64, device=row.device).index_add_(0, row, kept.long())
-        last = value[(starts + n_kept - 1).clamp(min=0)]
-        threshold = torch.where(n_kept > 0, last, top.squeeze(1))
-        # Tokens equal to the threshold but past the cut (ties) are removed one by one afterwards.
-        tied_out = (~kept) & (value == threshold[row])
-        out = self._apply_threshold(logits, threshold)
-        out[row[tied_out], col[tied_out]] = self.filter_value
-        return out.to(scores.dtype)
-
-    def _workspace(self, name: str, shape, dtype: torch.dtype, like: torch.Tensor) -> torch.Tensor:
-        """A scratch tensor kept between calls (per thread): generate calls with the same shape at every
-        step, and re-filling a fresh 13 MB buffer (batch 64, vocabulary 51,200) page by page costs about
-        a third of the whole filter on CPU."""
-        key = (threading.get_ident(), name)
-        buffer = self._workspaces.get(key)
-        if buffer is None or buffer.shape != shape or buffer.dtype != dtype or buffer.device != like.device:
-            buffer = self._workspaces[key] = torch.empty(shape, dtype=dtype, device=like.device)
-        return buffer
-
-    def _members(self, bins: torch.Tensor, chosen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(row, column) of every entry of ``bins`` equal to its row's ``chosen`` bin, row-major.
-
-        A plain ``nonzero`` over the (rows, vocabulary) mask costs as much as the histogram; reading the
-        mask 8 bytes at a time finds the few words with a member first, then the members in them.
-        """
-        rows, vocab = bins.shape
-        width = -(-vocab // 8) * 8
-        mask = self._workspace("mask", (rows, width), torch.bool, bins)
-        mask[:, vocab:] = False
-        torch.eq(bins, chosen.unsqueeze(1), out=mask[:, :vocab])
-        word_row, word = mask.view(torch.int64).nonzero(as_tuple=True)
-        cols = word.unsqueeze(1) * 8 + torch.arange(8, device=bins.device)
-        pick, offset = mask[word_row.unsqueeze(1), cols].nonzero(as_tuple=True)
-        return word_row[pick], cols[pick, offset]
-
-    def _apply_threshold(self, logits: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
-        """``logits`` where ``>= threshold`` (per row), else ``filter_value``."""
-        if logits.device.type != "cpu":
-            return torch.where(logits >= threshold.unsqueeze(1), logits, self.filter_value)
-        # On CPU, torch.where and masked_fill with a boolean mask run ~3x slower than one elementwise
-        # pass; torch.threshold (keep x > t) is a vectorised pass. x > nextafter(t, -inf) == x >= t.
-        # With several threads, pieces under ATen's parallel grain (32,768) run without an OpenMP
-        # hand-off each: on a crowded machine a hand-off can cost a scheduler time slice.
-        below = torch.nextafter(threshold, torch.tensor(float("-inf"), dtype=threshold.dtype)).tolist()
-        out = torch.empty_like(logits)
-        vocab = logits.shape[-1]
-        step = vocab if torch.get_num_threads() == 1 else 32767
-        for r, t in enumerate(below):
-            for start in range(0, vocab, step):
-                piece = slice(start, start + step)
-                torch.threshold(logits[r, piece], t, self.filter_value, out=out[r, piece])
-        return out
-
-    def _keep_nonzero(self, logits, probs, scores):
-        """top_p == 1: transformers removes exactly the tokens of probability 0 (beyond the k kept)."""
+        probs = torch.softmax(logits, dim=-1)
         k = min(self.min_tokens_to_keep, logits.shape[-1])
-        kth = logits.topk(k, dim=-1).values[:, -1:]
-        remove = (probs == 0) & (logits < kth)
+        if self.top_p == 1.0:  # transformers removes exactly the tokens of probability 0 (beyond the k)
+            remove = (probs == 0) & (logits < logits.topk(k, dim=-1).values[:, -1:])
+        else:
+            threshold, tied_out = nucleus_threshold(logits, probs, self.top_p, k)
+            remove = logits < threshold.unsqueeze(1)
+            remove[tied_out] = True
         return logits.masked_fill(remove, self.filter_value).to(scores.dtype)
 
     def _by_sort(self, logits: torch.Tensor) -> torch.Tensor:
@@ -363,6 +241,89 @@ class NucleusLogitsProcessor(LogitsProcessor):
         remove[..., -self.min_tokens_to_keep :] = False
         remove = remove.scatter(1, sorted_indices, remove)
         return logits.masked_fill(remove, self.filter_value)
+
+
+# Histogram bins: the top float32 bits of a probability (exponent and 5 mantissa bits), i.e. 32 bins per
+# halving of the probability, each 2.2% wide; probabilities in [0, 1] give bins 0 .. 4064.
+_SHIFT = 18
+_NUM_BINS = (0x3F800000 >> _SHIFT) + 1
+
+
+# Why a histogram: the kept set is "every token down to the first one (in descending order) at which the
+# mass of the tokens above it reaches top_p", so only that cut has to be found, and a full sort of the
+# vocabulary (what transformers does: ~100x the cost of a softmax at vocabulary 51,200) is not needed for
+# it. One pass puts every token in a bin by its probability (the float's top bits: bins are fine
+# everywhere, 2.2% of the value wide) and sums the probability of each bin; the cumulative bin masses,
+# from the top, name the bin that holds the cut. Only that bin's few tokens (a few dozen for a flat
+# distribution at vocabulary 51,200) are then sorted, by score, and decided one by one with the exact
+# mass above them. Every token in a higher bin is kept, every token in a lower one is removed, so the
+# output is a per-row threshold on the scores (softmax is monotonic, so the order of the bins is the
+# order of the scores). Plain torch throughout: CPU-specific tuning (scratch buffers kept between calls,
+# per-row int32 histograms, a word-wise search of the cut bin, per-row torch.threshold) made single
+# calls faster but did not show in whole generations (benchmarks/nucleus_generation.py).
+def nucleus_threshold(
+    logits: torch.Tensor, probs: torch.Tensor, top_p: float, min_tokens_to_keep: int
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """The top-p nucleus of each row as a score threshold: keep ``logits >= threshold[:, None]``,
+    except the tokens at ``tied_out`` (equal to the threshold but past the cut; lower ids kept first).
+
+    Args:
+        logits: float32 ``(rows, vocabulary)``, every row with a finite maximum and no NaN or +inf.
+        probs: ``softmax(logits, dim=-1)``.
+        top_p: in ``(0, 1)``.
+        min_tokens_to_keep: ``1 .. vocabulary``.
+
+    Returns:
+        ``(threshold, tied_out)``: a ``(rows,)`` tensor and the ``(row, column)`` index tensors.
+
+    Example:
+        >>> logits = torch.tensor([[0.5, 0.05, 0.3, 0.15]]).log()
+        >>> threshold, tied_out = nucleus_threshold(logits, logits.softmax(-1), 0.75, 1)
+        >>> (logits >= threshold[:, None]).tolist(), tied_out[0].numel()
+        ([[True, False, True, False]], 0)
+    """
+    rows, vocab = logits.shape
+    bins = (probs.view(torch.int32) >> _SHIFT).long()
+    mass = torch.zeros(rows, _NUM_BINS, dtype=probs.dtype, device=probs.device).scatter_add_(1, bins, probs)
+    # cum[:, j]: the mass of bin _NUM_BINS - 1 - j and of every higher bin; cum[:, -1] is the total, as
+    # transformers' float64 cumsum of the float32 probabilities has it (to ~1e-8: each bin adds
+    # probabilities within 2.2% of each other; a float32 probs.sum() would be ~10x further off).
+    cum = mass.flip(-1).double().cumsum(dim=-1)
+    total = cum[:, -1:]
+    # transformers removes a token when the mass at and below it is <= float32(1 - top_p), i.e. it keeps
+    # tokens while the mass strictly above them is < total - that.
+    need = total - float(torch.tensor(1.0 - top_p, dtype=torch.float32))
+    cut = (cum < need).sum(dim=-1).clamp_(max=_NUM_BINS - 1)  # in cum's (descending) order
+    # min_tokens_to_keep: the k-th highest score, how many tokens tied with it are still needed to make
+    # k, and its bin if that is lower than the cut.
+    highest, highest_index = logits.topk(min_tokens_to_keep, dim=-1)
+    kth = highest[:, -1]
+    short = min_tokens_to_keep - (highest > kth.unsqueeze(1)).sum(dim=-1)
+    cut = torch.maximum(cut, _NUM_BINS - 1 - bins.gather(1, highest_index[:, -1:]).squeeze(1))
+    above = torch.where(cut > 0, cum.gather(1, (cut - 1).clamp(min=0).unsqueeze(1)).squeeze(1), 0.0)
+
+    # The cut bin's tokens, row by row, in descending order of score (equal scores: lower id first).
+    row, col = (bins == (_NUM_BINS - 1 - cut).unsqueeze(1)).nonzero(as_tuple=True)
+    value = logits[row, col]
+    order = torch.sort(value, descending=True, stable=True).indices
+    order = order[torch.sort(row[order], stable=True).indices]
+    row, col, value = row[order], col[order], value[order]
+    counts = torch.bincount(row, minlength=rows)
+    starts = counts.cumsum(0) - counts
+    prob = probs[row, col].double()
+    running = prob.cumsum(0) - prob  # mass before each token, over the flattened rows
+    mass_above = above[row] + running - running[starts[row]]
+    at_kth = value == kth[row]
+    tie_rank = at_kth.cumsum(0) - at_kth.long()
+    tie_rank = tie_rank - tie_rank[starts[row]]
+    by_rank = (value > kth[row]) | (at_kth & (tie_rank < short[row]))
+    kept = (mass_above < need.squeeze(1)[row]) | by_rank
+    # kept is a prefix of each row's run; the last kept token gives the row's threshold.
+    n_kept = torch.zeros(rows, dtype=torch.int64, device=row.device).index_add_(0, row, kept.long())
+    last = value[(starts + n_kept - 1).clamp(min=0)]
+    threshold = torch.where(n_kept > 0, last, highest[:, 0])
+    tied_out = (~kept) & (value == threshold[row])
+    return threshold, (row[tied_out], col[tied_out])
 
 
 class KeepEOSProbabilityLogitsProcessor(LogitsProcessor):

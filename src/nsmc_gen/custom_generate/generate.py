@@ -58,14 +58,14 @@ try:  # in a model folder: the copy of nsmc_gen/processors.py installed beside t
         KeepEOSProbabilityLogitsProcessor,
         LengthPriorLogitsProcessor,
         NucleusLogitsProcessor,
-        RepetitionPenaltyLogitsProcessor,
+        StrictRepetitionPenaltyLogitsProcessor,
     )
 except ImportError:  # in the nsmc_gen package
     from nsmc_gen.processors import (
         KeepEOSProbabilityLogitsProcessor,
         LengthPriorLogitsProcessor,
         NucleusLogitsProcessor,
-        RepetitionPenaltyLogitsProcessor,
+        StrictRepetitionPenaltyLogitsProcessor,
     )
 
 # The generation_config.json field with the default guidance scale and the sentiment prompts' ids.
@@ -300,7 +300,7 @@ def our_processors(
     Example:
         >>> config = GenerationConfig(do_sample=True, top_p=0.9, top_k=0, repetition_penalty=1.2)
         >>> [type(p).__name__ for p in our_processors(config)]
-        ['RepetitionPenaltyLogitsProcessor', 'NucleusLogitsProcessor']
+        ['StrictRepetitionPenaltyLogitsProcessor', 'NucleusLogitsProcessor']
         >>> config = GenerationConfig(do_sample=True, top_p=0.9, top_k=0, eos_token_id=2)
         >>> config.keep_eos_probability = True
         >>> [type(p).__name__ for p in our_processors(config)]
@@ -320,7 +320,9 @@ def our_processors(
         )
     if config.repetition_penalty is not None and config.repetition_penalty != 1:
         processors.append(
-            RepetitionPenaltyLogitsProcessor(config.repetition_penalty, pad_token_id=config.pad_token_id)
+            StrictRepetitionPenaltyLogitsProcessor(
+                config.repetition_penalty, pad_token_id=config.pad_token_id
+            )
         )
     if config.do_sample:
         keep = 2 if beams > 1 else 1  # beam sampling keeps a non-EOS token, as transformers does

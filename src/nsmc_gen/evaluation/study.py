@@ -36,8 +36,8 @@ from nsmc_gen.formatting import SENTIMENTS
 # each row isolates one idea. The penalty and guidance rows vary the project's default decoding
 # (top-p sampling at DECODING_DEFAULTS' top_p); "default" is whatever generate_reviews does when
 # asked nothing. No row has a length floor but eos-floor-8 (the floor the length prior replaced).
-# The eos rows switch off, one at a time, what the default does about EOS: its untruncated probability under top-p, the model's
-# calibrated length prior (if the model has one).
+# The eos rows switch off, one at a time, what the default does about EOS: its untruncated
+# probability under top-p, the model's calibrated length prior (if the model has one).
 _NEUTRAL = {"repetition_penalty": 1.0, "guidance_scale": 1.0}
 _TOP_P = {"strategy": "top-p", "top_p": DECODING_DEFAULTS["top_p"]}
 STUDY_ROWS: dict[str, dict[str, Any]] = {
