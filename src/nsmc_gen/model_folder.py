@@ -115,7 +115,7 @@ class RunFacts:
     #: where the NSMC files were read from (the card does not publish local paths)
     data_source: str | None = None
     train_rows: int | None = None  #: training reviews
-    validation_rows: int | None = None  #: validation reviews (carved from NSMC train)
+    validation_rows: int | None = None  #: validation reviews (NSMC train reviews held out from training)
     epochs: float | None = None  #: epochs completed
     global_step: int | None = None  #: optimizer steps completed
     max_steps: int | None = None  #: the configured step limit, if any
