@@ -380,6 +380,39 @@ def test_dataset_push_is_parquet_with_a_card(hub, nsmc_small):
     assert splits == {split: nsmc[split].num_rows for split in nsmc}
 
 
+def test_dataset_push_replaces_an_earlier_layout_in_the_same_commit(hub, nsmc_small):
+    """Shards an earlier push left (datasets' push_to_hub with two train shards, a split since
+    renamed) match ``data/train-*`` too, so load_dataset would read them: the push deletes them in
+    its one commit and leaves files it does not manage."""
+    from hub_server import Commit
+
+    nsmc, sample = nsmc_small
+    repo_id = "org/nsmc-relayout"
+    run_hub(hub.url, "push_dataset", repo_id, str(sample), validation_size=100)
+    ours = hub.commits("dataset", repo_id)[-1]
+    earlier = {
+        ".gitattributes": ours.files[".gitattributes"],
+        "README.md": b"---\nlicense: other\n---\nan older card\n",
+        "data/train-00000-of-00002.parquet": b"old shard",
+        "data/train-00001-of-00002.parquet": b"old shard",
+        "data/dev-00000-of-00001.parquet": b"old split",
+        "notes/provenance.txt": b"not managed by nsmc-gen",
+    }
+    hub.repos[("dataset", repo_id)].branches["main"].append(
+        Commit("e" * 40, "an earlier push", earlier, ours.oid)
+    )
+
+    result, _ = run_hub(hub.url, "push_dataset", repo_id, str(sample), validation_size=100)
+    commits = hub.commits("dataset", repo_id)
+    assert len(commits) == 4 and commits[-1].oid == result["oid"] and commits[-1].parent == "e" * 40
+    pushed = commits[-1].files
+    assert sorted(name for name in pushed if name.startswith("data/")) == [
+        f"data/{split}-00000-of-00001.parquet" for split in ("test", "train", "validation")
+    ]
+    assert all(pushed[name] == content for name, content in ours.files.items())  # data and card: ours
+    assert pushed["notes/provenance.txt"] == b"not managed by nsmc-gen"
+
+
 # --------------------------------------------------------------------------- downloads (olah)
 
 

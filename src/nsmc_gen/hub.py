@@ -533,6 +533,11 @@ def push_dataset(
     nsmc = load_nsmc(data_dir=data_dir, validation_size=validation_size, seed=seed)
     # a local path would tell the world about the user's disk: name the files' origin instead
     source = NSMC_URL if data_dir is None else f"local copies of the official files ({NSMC_URL})"
+    # Not DatasetDict.push_to_hub (datasets 5.2; measured on tests/hub_server.py): it writes this
+    # layout and drops stale data/* in its one commit, but takes no card. It writes a card of bare
+    # metadata, or keeps an existing card's text (a split table that no longer holds), so our card is
+    # a second commit, and in between the repository shows data without a card, or a card over no
+    # data. Its 401/403/network failures are raw HfHubHTTPError/httpx errors with the server's text.
     with tempfile.TemporaryDirectory(prefix="nsmc-gen-dataset-") as scratch:
         files = prepare_dataset_folder(nsmc, scratch, repo_id, source=source)
         return _commit_folder(
