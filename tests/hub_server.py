@@ -121,6 +121,7 @@ class HubServer:
             self.repos: dict[tuple[str, str], Repo] = {}
             self.requests: list[tuple[str, str, str]] = []  # (method, route name, path)
             self.failures: dict[str, list[int]] = {}
+            self.interlopers: list[tuple[str, str, str, bytes]] = []  # (kind, repo_id, path, content)
 
     def start(self) -> HubServer:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
@@ -133,6 +134,11 @@ class HubServer:
     def fail(self, route: str, status: int, times: int = 1) -> None:
         """Answer the next ``times`` calls of ``route`` (a name in ROUTES) with ``status``."""
         self.failures.setdefault(route, []).extend([status] * times)
+
+    def commit_first(self, kind: str, repo_id: str, path: str, content: bytes) -> None:
+        """Before the next commit request is applied, another writer's commit adding ``path`` lands
+        on main (a push racing a concurrent one)."""
+        self.interlopers.append((kind, repo_id, path, content))
 
     def commits(self, kind: str, repo_id: str, branch: str = "main") -> list[Commit]:
         repo = self.repos.get((kind, repo_id))
@@ -238,6 +244,13 @@ class HubServer:
                 objects.append(entry)
             return 200, {"transfer": "basic", "objects": objects}
         if name == "commit":
+            for kind, interloper_repo, path, content in self.interlopers:
+                head = self.repos[(kind, interloper_repo)].head("main")
+                commit = Commit(
+                    _oid("concurrent", head.oid), "concurrent commit", {**head.files, path: content}, head.oid
+                )
+                self.repos[(kind, interloper_repo)].branches["main"].append(commit)
+            self.interlopers.clear()
             return 200, self._commit(
                 repo, unquote(params["rev"]), body, create_pr="create_pr" in query, base=base
             )

@@ -251,6 +251,21 @@ def test_server_error_mid_upload_leaves_repo_unchanged_and_retry_works(hub, mode
     assert "lfs-upload" not in [name for _, name, _ in hub.requests[mark:]]  # the weights were already there
 
 
+def test_a_commit_landing_during_the_push_is_refused_not_merged(hub, model_dir):
+    """The commit names the head it was planned against: another writer's commit in between (here
+    a stale adapter file this push would have deleted) makes it fail whole; the retry cleans up."""
+    run_hub(hub.url, "push_model", str(model_dir), "org/race", render_card=False)
+    card = model_dir / "README.md"
+    card.write_text(card.read_text(encoding="utf-8") + "\nA second version.\n", encoding="utf-8")
+    hub.commit_first("model", "org/race", "adapter_model.safetensors", b"another writer")
+    result, _ = run_hub(hub.url, "push_model", str(model_dir), "org/race", render_card=False)
+    assert result["status"] == 412 and result["retry_safe"]
+    assert "changed while this push was being prepared" in result["error"]
+    assert hub.commits("model", "org/race")[-1].message == "concurrent commit"
+    result, _ = run_hub(hub.url, "push_model", str(model_dir), "org/race", render_card=False)
+    assert "oid" in result and "adapter_model.safetensors" not in remote_files(hub, "org/race")
+
+
 def test_unreachable_hub_is_a_clear_network_error(model_dir):
     with socket.socket() as sock:  # a loopback port nobody listens on
         sock.bind(("127.0.0.1", 0))

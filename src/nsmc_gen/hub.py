@@ -248,6 +248,9 @@ def _diagnosis(cause: BaseException, repo_id: str) -> tuple[int | None, str, str
     if status == 404:
         what = f"{repo_id} or the revision was not found (404): check --repo-id and --revision."
         return status, what, "Retrying as is will fail the same way.", False
+    if status == 412:
+        what = f"{repo_id} changed while this push was being prepared (412: another commit landed first)."
+        return status, what, _SAFE_AGAIN, True
     if status is not None and (status >= 500 or status == 429):
         kind = "rate limit" if status == 429 else "server error"
         return status, f"The Hub answered {status} ({kind}).", _SAFE_AGAIN, True
@@ -333,7 +336,10 @@ def _commit_folder(
         api.create_repo(repo_id, repo_type=repo_type, private=private or None, exist_ok=True)
         if revision and not create_pr:
             api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)
-        remote = api.list_repo_files(repo_id, repo_type=repo_type, revision=revision)
+        # The commit names the head it was planned against, so that a commit landing in between
+        # (which could add a file this one should delete) makes the Hub refuse it (412), not merge it.
+        head = api.repo_info(repo_id, repo_type=repo_type, revision=revision).sha
+        remote = api.list_repo_files(repo_id, repo_type=repo_type, revision=head)
     stale = [
         name
         for name in remote
@@ -350,6 +356,7 @@ def _commit_folder(
             repo_type=repo_type,
             revision=revision,
             create_pr=create_pr,
+            parent_commit=head,
         )
 
 
