@@ -50,6 +50,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+import transformers
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper
 
@@ -422,11 +423,15 @@ def prepare(
     if generation_config is not None:
         generation_config = copy.deepcopy(generation_config)
         generation_config.update(**settings)
-        # The settings go as keywords too: transformers 4.5x refills every value of a passed config
+        # transformers 4.x: the settings go as keywords too: it refills every value of a passed config
         # that equals a library default from the model's generation_config.json (do_sample=False
         # would sample, and the built-in penalty / top-p would run beside ours); keywords win there.
-        settings = {"generation_config": generation_config, **settings}
+        # 5.x fills only unset values, and deprecates passing a config and its settings together.
+        settings = {"generation_config": generation_config, **(settings if _REFILLS_PASSED_CONFIG else {})}
     return {**settings, "logits_processor": processors, **model_kwargs}
+
+
+_REFILLS_PASSED_CONFIG = int(transformers.__version__.split(".")[0]) < 5
 
 
 def generate(*args: Any, model: Any, **kwargs: Any) -> Any:
