@@ -29,8 +29,9 @@ from nsmc_gen.formatting import SENTIMENTS, ReviewFormat
 
 DECODING_DEFAULTS: dict[str, Any] = {
     "do_sample": True,
-    # Known words 0.57 -> 0.64 on the embedded default (top-p 0.92 -> 0.8; the decoding study's
-    # top-p rows, unguided; control 0.74 / 0.72 there, within noise; 0.5 reads less real: 0.74)
+    # Known words 0.67 -> 0.70 on the embedded default (top-p 0.92 -> 0.8; the decoding study's
+    # top-p rows, unguided; control 0.69 / 0.73, real vs generated 0.59 / 0.58; 0.5 reads less
+    # real: 0.73)
     "top_p": 0.8,
     "top_k": 0,
     "temperature": 1.0,
@@ -51,8 +52,9 @@ DEFAULT_STRATEGY = "top-p"
 # given; 1.0 switches guidance off. 2.0 is the smallest scale reaching control >= 0.95 in the
 # decoding study of the no-argument run's model (`nsmc-gen evaluate runs/embedded --nsmc-dir
 # ../shared/nsmc-rebuild`, 100 + 100 reviews, TF-IDF judge): scale 1 / 1.5 / 2 / 3 -> control
-# 0.74 / 0.92 / 0.98 / 1.00, self-BLEU 0.17 / 0.18 / 0.22 / 0.29, real vs generated 0.60 / 0.65 /
-# 0.68 / 0.87 (3 repeats stock phrases).
+# 0.76 / 0.92 / 0.97 / 1.00, self-BLEU 0.16 / 0.21 / 0.24 / 0.30, real vs generated 0.60 / 0.57 /
+# 0.67 / 0.82 (3 repeats stock phrases). 1.75 (`nsmc-gen generate ... --guidance-scale 1.75`, same
+# sample sizes): control 0.96, real vs generated 0.64; too close to 0.95 to be the default.
 DEFAULT_GUIDANCE_SCALE = 2.0
 
 
@@ -65,8 +67,9 @@ DEFAULT_KEEP_EOS_PROBABILITY = True
 
 # Sampling applies the model's own calibrated length prior (the ``length_prior`` field its
 # generation_config.json carries, see nsmc_gen.generation.calibrate_length_prior), if it has one.
-# The cause it corrects: a small LM over-predicts EOS (the embedded default 1.3-2.1x NSMC's rate
-# after 1-11 tokens of real reviews, teacher-forced; 2-3x sampling its own text; 5-8x guided, top-p).
+# The cause it corrects: a small LM over-predicts EOS (the embedded default, on its previous base:
+# 1.3-2.1x NSMC's rate after 1-11 tokens of real reviews, teacher-forced; 2-3x sampling its own
+# text; 5-8x guided, top-p).
 DEFAULT_USE_LENGTH_PRIOR = True
 
 
