@@ -128,7 +128,8 @@ def test_tokenizers_weights_and_adapters_load_alike_in_transformers_4_and_5(clie
         for way in ("plain", "remote") if kind != "adapter" else ("plain",):
             # 4.x decodes the whole sequence; 5.x decodes the new tokens alone and glues them to the
             # prompt, which loses the space a Metaspace decoder strips from the start of a text.
-            assert old[way]["text"] == trained_with.decode(old[way]["ids"]), name
+            # (a pipeline's text leaves out special tokens: an EOS the review ended with too)
+            assert old[way]["text"] == trained_with.decode(old[way]["ids"], skip_special_tokens=True), name
             assert old[way]["text"].startswith(PROMPT) and new[way]["text"].startswith(PROMPT), name
         if kind == "adapter":
             assert old["peft_model_class"] == new["peft_model_class"] == "PeftModelForCausalLM", name

@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import html
 import inspect
 import math
 from collections.abc import Iterator
@@ -424,7 +425,8 @@ def _why_view(model: Any, tokenizer: Any, sentiment_control: bool) -> None:
         # sort) changes in the same update. Bars are sorted by probability, i.e. by rank.
         return (
             _review_pieces(sampled, tokenizer, view.step),
-            view.summary(),
+            # Markdown passes HTML through: the EOS token "</s>" would be read as a tag and vanish.
+            html.escape(view.summary(), quote=False),
             view.model_frame(),
             view.cut_frame(),
         )
