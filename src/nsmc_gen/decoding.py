@@ -53,8 +53,7 @@ DEFAULT_STRATEGY = "top-p"
 # decoding study of the no-argument run's model (`nsmc-gen evaluate runs/embedded --nsmc-dir
 # ../shared/nsmc-rebuild`, 100 + 100 reviews, TF-IDF judge): scale 1 / 1.5 / 2 / 3 -> control
 # 0.76 / 0.92 / 0.97 / 1.00, self-BLEU 0.16 / 0.21 / 0.24 / 0.30, real vs generated 0.60 / 0.57 /
-# 0.67 / 0.82 (3 repeats stock phrases). 1.75 (`nsmc-gen generate ... --guidance-scale 1.75`, same
-# sample sizes): control 0.96, real vs generated 0.64; too close to 0.95 to be the default.
+# 0.67 / 0.82 (3 repeats stock phrases).
 DEFAULT_GUIDANCE_SCALE = 2.0
 
 
