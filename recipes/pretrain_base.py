@@ -23,7 +23,13 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from nsmc_gen.data import load_nsmc
 from nsmc_gen.formatting import ReviewCollator, tokenize_reviews
-from nsmc_gen.modeling import EMBEDDED_BASE, embedded_config, load_embedded_tokenizer, with_causal_lm_loss
+from nsmc_gen.modeling import (
+    EMBEDDED_BASE,
+    embedded_config,
+    load_embedded_tokenizer,
+    save_tokenizer,
+    with_causal_lm_loss,
+)
 
 
 @dataclass
@@ -74,9 +80,10 @@ def earlier_stages(init_from: str | None) -> str:
 
 
 def export_base(trainer: Trainer, export_dir: Path, eval_loss: float, command: str, earlier: str) -> None:
-    """Write the base into the package: float16 weights (loaded back as float32), config, card."""
+    """Write the base into the package: float16 weights (loaded back as float32), config, tokenizer, card."""
     model = trainer.model
     model.to(torch.float16).save_pretrained(export_dir, safe_serialization=True)
+    save_tokenizer(trainer.processing_class, export_dir)  # a complete model folder: it loads by path
     model.to(torch.float32)
     n_params = sum(p.numel() for p in model.parameters())
     tokens = trainer.state.num_input_tokens_seen or "n/a"

@@ -214,3 +214,10 @@ def test_a_sentiment_model_is_one_whose_generation_config_carries_the_sentiment_
     model, _ = load_model_and_tokenizer(str(tiny_model_dir))
     assert is_sentiment_model(model)
     assert not is_sentiment_model(load_embedded_default()[0])
+
+
+def test_a_folder_without_tokenizer_files_is_refused_by_name(tmp_path, tiny_model):
+    # transformers 5 would build a one-token GPT2Tokenizer for it: every review tokenizes to nothing
+    tiny_model.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=rf"{tmp_path}: no tokenizer files .* 1 token\(s\), all special"):
+        load_model_and_tokenizer(str(tmp_path))

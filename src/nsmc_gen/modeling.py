@@ -207,6 +207,7 @@ def load_tokenizer(
     named: dict[str, str] = {}
     if tokenizer_config is not None or tokenizer_json is None:
         tokenizer = AutoTokenizer.from_pretrained(model_name_or_path, revision=revision)
+        _check_has_vocabulary(tokenizer, model_name_or_path)
         if tokenizer_json is None or _same_pipeline(tokenizer, tokenizer_json):
             return tokenizer
         logger.warning(
@@ -239,6 +240,22 @@ def repo_file(model_name_or_path: str, filename: str, revision: str | None = Non
         return Path(hf_hub_download(model_name_or_path, filename, revision=revision))
     except EntryNotFoundError:  # the Hub's 404, or a file the offline cache lacks
         return None
+
+
+def _check_has_vocabulary(tokenizer: PreTrainedTokenizerBase, model_name_or_path: str) -> None:
+    """Raise if ``tokenizer`` holds special tokens only.
+
+    transformers 5 builds a tokenizer for a folder without tokenizer files from the model type
+    alone (gpt2: a ``GPT2Tokenizer`` of one token, ``<|endoftext|>``) that turns every text into
+    nothing; training on it would run to the end on empty rows.
+    """
+    if len(tokenizer) <= len(set(tokenizer.all_special_tokens)):
+        raise ValueError(
+            f"{model_name_or_path}: no tokenizer files (tokenizer.json, or tokenizer_config.json with "
+            f"its vocabulary files): the {type(tokenizer).__name__} built without them has "
+            f"{len(tokenizer)} token(s), all special. Save the tokenizer the model was trained with "
+            "beside it (nsmc_gen.modeling.save_tokenizer(tokenizer, folder))"
+        )
 
 
 def _same_pipeline(tokenizer: PreTrainedTokenizerBase, tokenizer_json: Path) -> bool:
