@@ -3,8 +3,10 @@
 #     bash recipes/embedded/pretrain_base.sh [NSMC_DIR] [RUNS_DIR]
 # Five stages, as it was built (each continues from the previous one; see the base's README.md).
 # Every stage checkpoints and resumes: run the script again after an interruption.
-# About 2.5 h on 2 CPU cores (stage 3: 46 min at ~3,700 tokens/s; stage 4: 72 min, 24,000 steps at
-# ~3,500 tokens/s, validation 4.862 -> 4.615 nats/token); the last stage writes the package's base.
+# About 3.7 h on 2 CPU cores (stage 3: 46 min at ~3,700 tokens/s; stage 4: 72 min, 24,000 steps at
+# ~3,500 tokens/s, validation 4.862 -> 4.615 nats/token; stage 5: ~74 min at ~3,300 tokens/s,
+# 4.615 -> 4.553); the last stage writes the package's base (its config keeps dropout 0.1, which
+# the fine-tuning recipe then trains with).
 set -euo pipefail
 NSMC_DIR=${1:-../shared/nsmc-rebuild}
 RUNS=${2:-runs}
