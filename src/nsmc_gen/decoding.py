@@ -29,9 +29,9 @@ from nsmc_gen.formatting import SENTIMENTS, ReviewFormat
 
 DECODING_DEFAULTS: dict[str, Any] = {
     "do_sample": True,
-    # Known words 0.67 -> 0.70 on the embedded default (top-p 0.92 -> 0.8; the decoding study's
-    # top-p rows, unguided; control 0.69 / 0.73, real vs generated 0.59 / 0.58; 0.5 reads less
-    # real: 0.73)
+    # Known words 0.66 -> 0.72 on the embedded default (top-p 0.92 -> 0.8; the decoding study's
+    # top-p rows, unguided; control 0.74 / 0.77, real vs generated 0.60 / 0.61; 0.5 reads less
+    # real: 0.70)
     "top_p": 0.8,
     "top_k": 0,
     "temperature": 1.0,
@@ -52,8 +52,8 @@ DEFAULT_STRATEGY = "top-p"
 # given; 1.0 switches guidance off. 2.0 is the smallest scale reaching control >= 0.95 in the
 # decoding study of the no-argument run's model (`nsmc-gen evaluate runs/embedded --nsmc-dir
 # ../shared/nsmc-rebuild`, 100 + 100 reviews, TF-IDF judge): scale 1 / 1.5 / 2 / 3 -> control
-# 0.76 / 0.92 / 0.97 / 1.00, self-BLEU 0.16 / 0.21 / 0.24 / 0.30, real vs generated 0.60 / 0.57 /
-# 0.67 / 0.82 (3 repeats stock phrases).
+# 0.77 / 0.93 / 0.97 / 1.00, self-BLEU 0.16 / 0.20 / 0.27 / 0.33, real vs generated 0.58 / 0.63 /
+# 0.74 / 0.82 (3 repeats stock phrases).
 DEFAULT_GUIDANCE_SCALE = 2.0
 
 
