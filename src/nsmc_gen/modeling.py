@@ -398,7 +398,7 @@ def zero3_paused() -> Iterator[None]:
 
 def load_finished_model(folder: str | Path) -> PreTrainedModel:
     """A saved folder loaded whole on this process: a full model, or a LoRA adapter over its base
-    (``base_model_name_or_path`` loaded as :func:`load_model_and_tokenizer` loads it, in float32:
+    (``base_model_name_or_path`` loaded by :func:`load_base_model`, in float32:
     the precision the adapter trained against, whatever the base's stored dtype, e.g. the
     embedded base's float16).
 
@@ -413,5 +413,17 @@ def load_finished_model(folder: str | Path) -> PreTrainedModel:
         from peft import PeftModel
 
         base_name = json.loads(adapter_config.read_text(encoding="utf-8"))["base_model_name_or_path"]
-        base, _ = load_model_and_tokenizer(base_name, dtype=torch.float32)
-        return PeftModel.from_pretrained(base, folder)
+        return PeftModel.from_pretrained(load_base_model(base_name, dtype=torch.float32), folder)
+
+
+def load_base_model(model_name_or_path: str, **model_kwargs: Any) -> PreTrainedModel:
+    """The model of :func:`load_model_and_tokenizer` without its tokenizer: what an adapter loads
+    over (the adapter folder carries the tokenizer, the base folder need not).
+
+    Example:
+        >>> load_base_model(EMBEDDED).config.n_layer
+        6
+    """
+    if model_name_or_path == EMBEDDED:
+        return load_embedded_default()[0]
+    return with_causal_lm_loss(AutoModelForCausalLM.from_pretrained(model_name_or_path, **model_kwargs))
