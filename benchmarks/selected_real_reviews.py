@@ -20,7 +20,7 @@ import argparse
 from nsmc_gen.data import load_nsmc
 from nsmc_gen.evaluation import load_judge, load_metric
 from nsmc_gen.evaluation.judges import BayesJudge, control_report
-from nsmc_gen.evaluation.study import human_sample, known_vocabulary, realness
+from nsmc_gen.evaluation.study import human_sample, known_share, known_vocabulary, realness
 from nsmc_gen.modeling import load_model_and_tokenizer
 
 
@@ -55,12 +55,10 @@ def main() -> None:
             [pool[i] for i in kept], [pool_labels[i] for i in kept], args.num_reviews
         )
         control = control_report(chosen, chosen_labels, judge)["sentiment_control_accuracy"]
-        words = [w for text in chosen for w in text.split()]
-        known_share = sum(w in known for w in words) / len(words)
         real = realness(chosen, reference, metrics)
         shown = "none" if margin == float("-inf") else f"{margin:g}"
         print(
-            f"| {shown} | {len(kept) / len(pool):.2f} | {control:.3f} | {known_share:.3f} | "
+            f"| {shown} | {len(kept) / len(pool):.2f} | {control:.3f} | {known_share(chosen, known):.3f} | "
             f"{'n/a' if real is None else f'{real:.3f}'} |"
         )
 

@@ -147,14 +147,14 @@ def load_model_and_tokenizer(
     revision = model_kwargs.get("revision")
     if from_scratch:
         config = AutoConfig.from_pretrained(model_name_or_path, revision=revision)
-        model = AutoModelForCausalLM.from_config(config, **model_kwargs)
+        model = with_causal_lm_loss(AutoModelForCausalLM.from_config(config, **model_kwargs))
     else:
-        model = AutoModelForCausalLM.from_pretrained(model_name_or_path, **model_kwargs)
+        model = load_base_model(model_name_or_path, **model_kwargs)
     tokenizer = load_tokenizer(model_name_or_path, model.config, revision=revision)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     check_special_tokens(model, tokenizer)
-    return with_causal_lm_loss(model), tokenizer
+    return model, tokenizer
 
 
 # ----------------------------------------------------------------------------- the tokenizer

@@ -99,7 +99,6 @@ def text_metrics(
     texts = list(texts)
     groups = [[t for t, y in zip(texts, labels, strict=True) if y == label] for label in (0, 1)]
     self_bleu = [metrics["self_bleu"].compute(predictions=group)["self_bleu"] for group in groups]
-    words = [w for text in texts for w in text.split()]
     return {
         **{
             k.replace("-", "_"): v
@@ -109,8 +108,19 @@ def text_metrics(
         "self_bleu": sum(self_bleu) / len(self_bleu),
         "mean_length": sum(map(len, texts)) / len(texts),
         "short_share": sum(len(t) < SHORT for t in texts) / len(texts),
-        "known_words": sum(w in known_words for w in words) / len(words) if words else 0.0,
+        "known_words": known_share(texts, known_words),
     }
+
+
+def known_share(texts: Sequence[str], known_words: set[str] | frozenset[str]) -> float:
+    """The share of the texts' whitespace words found in ``known_words`` (0.0 without words).
+
+    Example:
+        >>> known_share(["재밌다 굿", "굿굿"], frozenset({"재밌다", "굿"}))
+        0.6666666666666666
+    """
+    words = [w for text in texts for w in text.split()]
+    return sum(w in known_words for w in words) / len(words) if words else 0.0
 
 
 def generate_row(
