@@ -9,7 +9,10 @@ Without ``--config`` the embedded recipe (recipes/embedded/default.yaml) applies
 can be overridden on the command line; ``--help`` lists them all. A run restarted with the same
 output_dir resumes from its last checkpoint (``--resume_from_checkpoint false`` starts afresh).
 After training, the main process calibrates the model's length prior against the training reviews
-and saves it with the model (``--calibrate_length_prior false`` skips it).
+and saves it with the model, calibrates a constant EOS bias for plain clients (``pipeline`` without
+remote code: the ``sequence_bias`` field), and records the review lengths of both decoding paths
+against the training reviews' own in the run facts and the card (``--calibrate_length_prior false``
+skips all three).
 """
 
 from __future__ import annotations
@@ -23,9 +26,22 @@ import transformers
 from transformers import set_seed
 
 from nsmc_gen.custom_generate.generate import LENGTH_PRIOR_FIELD
-from nsmc_gen.generation import calibrate_length_prior, generate_reviews
+from nsmc_gen.decoding import PLAIN_EOS_BIAS_FIELD, eos_sequence_bias
+from nsmc_gen.generation import (
+    calibrate_length_prior,
+    calibrate_plain_eos_bias,
+    decoding_path_lengths,
+    generate_reviews,
+)
 from nsmc_gen.hub import push_model
-from nsmc_gen.model_folder import MERGED_DIR, merge_adapter, save_finished_model, save_length_prior
+from nsmc_gen.model_folder import (
+    MERGED_DIR,
+    merge_adapter,
+    record_evaluation,
+    save_finished_model,
+    save_length_prior,
+    save_plain_eos_bias,
+)
 from nsmc_gen.training import (
     build_trainer,
     last_checkpoint,
@@ -80,15 +96,21 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> Path:
         with whole_model(trainer, folder) as model:  # under ZeRO-3: the folder, loaded whole
             # ---- the length prior: sampled reviews end as often, per token count, as the training ones ----
             if script_args.calibrate_length_prior:
-                prior = calibrate_length_prior(
-                    model,
-                    tokenizer,
-                    train_reviews(data_args, training_args),
-                    num_reviews=script_args.calibration_reviews,
-                    seed=training_args.seed,
-                )
+                reference = train_reviews(data_args, training_args)
+                calibration = {"num_reviews": script_args.calibration_reviews, "seed": training_args.seed}
+                prior = calibrate_length_prior(model, tokenizer, reference, **calibration)
                 save_length_prior(folder, prior)
                 setattr(model.generation_config, LENGTH_PRIOR_FIELD, prior)  # the sample reviews use it
+                # ---- plain clients: one EOS bias, so that pipeline() writes reviews of the same length ----
+                bias = calibrate_plain_eos_bias(model, tokenizer, reference, **calibration)
+                save_plain_eos_bias(folder, bias)
+                eos = model.generation_config.eos_token_id
+                setattr(model.generation_config, PLAIN_EOS_BIAS_FIELD, eos_sequence_bias(eos, bias))
+                # ---- both paths measured on fresh seeds, for the run facts and the card ----
+                calibration["seed"] += 1000
+                lengths = decoding_path_lengths(model, tokenizer, reference, **calibration)
+                record_evaluation(folder, review_lengths=lengths)
+                logger.info("plain EOS bias %.3f; review lengths %s", bias, lengths)
             for sentiment in ("positive", "negative") if script_args.sample_reviews else ():
                 reviews = generate_reviews(
                     model,

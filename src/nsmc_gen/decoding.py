@@ -71,6 +71,42 @@ DEFAULT_KEEP_EOS_PROBABILITY = True
 # text; 5-8x guided, top-p).
 DEFAULT_USE_LENGTH_PRIOR = True
 
+# Plain clients (``pipeline``/``generate`` without remote code) run transformers' own processors
+# with the folder's generation_config.json: no length prior, no EOS kept out of the top-p cut. What
+# transformers' own fields can do for them is a constant EOS bias in ``sequence_bias`` (the
+# recipe calibrates it: nsmc_gen.generation.calibrate_plain_eos_bias). nsmc-gen and
+# custom_generate/ have their own EOS handling and zero it (custom_generate.generate.prepare).
+PLAIN_EOS_BIAS_FIELD = "sequence_bias"
+
+
+def eos_sequence_bias(eos_token_id: int | list[int] | None, bias: float) -> list[list[Any]]:
+    """``sequence_bias`` in its list form, one entry per EOS id: ``[[[eos_id], bias], ...]``.
+
+    The list form, because transformers 5.23 saves the dict form (``{(eos_id,): bias}``) with a
+    string key and then refuses it on loading; 4.57 and 5.x both read and apply the list form.
+
+    Example:
+        >>> eos_sequence_bias(1, -1.5), eos_sequence_bias([1, 7], 0.25)
+        ([[[1], -1.5]], [[[1], 0.25], [[7], 0.25]])
+    """
+    ids = [] if eos_token_id is None else [eos_token_id] if isinstance(eos_token_id, int) else eos_token_id
+    return [[[int(i)], float(bias)] for i in ids]
+
+
+def position_limit(model_config: Any) -> int | None:
+    """The model's positions (``n_positions``/``max_position_embeddings``), or None if it has no limit.
+
+    Example:
+        >>> from transformers import GPT2Config
+        >>> position_limit(GPT2Config(n_positions=128))
+        128
+    """
+    for name in ("n_positions", "max_position_embeddings"):
+        value = getattr(model_config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
 
 def sentiment_guidance(tokenizer: Any, review_format: ReviewFormat | None = None) -> dict[str, Any]:
     """The ``sentiment_guidance`` field: the default scale, the prompt format's words, and each
@@ -95,18 +131,37 @@ def sentiment_guidance(tokenizer: Any, review_format: ReviewFormat | None = None
 
 
 def recommended_generation_config(
-    tokenizer: Any, review_format: ReviewFormat | None = None, **overrides: Any
+    tokenizer: Any,
+    review_format: ReviewFormat | None = None,
+    max_positions: int | None = None,
+    **overrides: Any,
 ) -> GenerationConfig:
     """A ``GenerationConfig`` with the recommended defaults and the tokenizer's EOS/pad ids.
 
     Args:
         tokenizer: the model's tokenizer (special token ids, sentiment prompt ids).
         review_format: the prompt format the model was trained on (default: ``ReviewFormat()``).
+        max_positions: the model's positions (:func:`position_limit`): ``max_new_tokens`` is at
+            most half of them, leaving the other half to the prompt, so that a client using the
+            folder's defaults never generates past the last position (the embedded default: 128
+            positions, 64 new tokens). Not ``max_length``: transformers 5.x warns on every call
+            when a folder sets it beside ``max_new_tokens``. Clients that bring their own
+            ``max_new_tokens`` (transformers 4.57's pipeline: 256) are capped by
+            ``custom_generate/`` (:func:`nsmc_gen.custom_generate.generate.prepare`).
         overrides: any ``GenerationConfig`` field, replacing the defaults.
+
+    Example:
+        >>> from nsmc_gen.modeling import load_embedded_tokenizer
+        >>> recommended_generation_config(load_embedded_tokenizer(), max_positions=32).max_new_tokens
+        16
     """
+    limit = DECODING_DEFAULTS["max_new_tokens"]
+    if max_positions is not None:
+        limit = max(1, min(limit, int(max_positions) // 2))
     return GenerationConfig(
         **{
             **DECODING_DEFAULTS,
+            "max_new_tokens": limit,
             GUIDANCE_FIELD: sentiment_guidance(tokenizer, review_format),
             KEEP_EOS_FIELD: DEFAULT_KEEP_EOS_PROBABILITY,
             **overrides,

@@ -493,6 +493,136 @@ def calibrate_length_prior(
     return [round(b, 4) for b in prior]
 
 
+# --------------------------------------------------------------------------- plain clients
+
+SHORT_REVIEW = 5  # characters: a review shorter than this says next to nothing ("굿", "별로")
+_PLAIN_BIAS_RANGE = (-5.0, 3.0)
+
+
+def review_lengths(texts: Sequence[str]) -> dict[str, float | int]:
+    """Mean characters and the share of texts under :data:`SHORT_REVIEW` characters (stripped).
+
+    Example:
+        >>> review_lengths(["최고", "정말 재밌는 영화", "별로였다 진짜"])
+        {'reviews': 3, 'mean_characters': 6.0, 'share_under_5': 0.3333}
+    """
+    if not texts:
+        raise ValueError("texts must hold at least one review")
+    lengths = [len(text.strip()) for text in texts]
+    return {
+        "reviews": len(lengths),
+        "mean_characters": round(sum(lengths) / len(lengths), 2),
+        "share_under_5": round(sum(n < SHORT_REVIEW for n in lengths) / len(lengths), 4),
+    }
+
+
+def plain_reviews(
+    model: Any,
+    tokenizer: Any,
+    sentiment: Sentiment | int,
+    num_return_sequences: int = 1,
+    *,
+    seed: int | None = None,
+    **generate_kwargs: Any,
+) -> list[str]:
+    """Reviews as a plain client gets them: ``pipeline``/``generate`` without remote code.
+
+    The prompt is the sentiment word alone, tokenized as a pipeline tokenizes it; decoding is
+    ``model.generate`` with the model's generation config: for a model loaded without remote code
+    (or straight from training) transformers' own, so the folder's defaults and its
+    ``sequence_bias`` apply and none of nsmc-gen's processors do.
+    ``generate_kwargs`` override the config (``sequence_bias=`` while calibrating). Returns the
+    continuations, stripped.
+
+    Example:
+        >>> from nsmc_gen.modeling import load_embedded_default
+        >>> model, tokenizer = load_embedded_default()
+        >>> len(plain_reviews(model, tokenizer, "positive", 3, seed=0, max_new_tokens=4))
+        3
+    """
+    word = review_format_of(model).word(normalize_sentiment(sentiment))
+    inputs = tokenizer([word], return_tensors="pt").to(getattr(model, "device", "cpu"))
+    _seed(seed)
+    with eval_mode(model), torch.no_grad():
+        output = model.generate(**inputs, num_return_sequences=num_return_sequences, **generate_kwargs)
+    new = output[:, inputs["input_ids"].shape[1] :]
+    return [text.strip() for text in tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+
+def calibrate_plain_eos_bias(
+    model: Any,
+    tokenizer: Any,
+    reference_texts: Sequence[str],
+    *,
+    rounds: int = 3,
+    num_reviews: int = 200,
+    seed: int = 1,
+) -> float:
+    """A constant EOS bias under which plain sampling (:func:`plain_reviews`: the model's own
+    generation config, transformers' processors) writes reviews as long as ``reference_texts``,
+    in mean characters: the ``sequence_bias`` a published folder gives plain clients.
+
+    Each round samples ``num_reviews`` reviews per sentiment (the same seed every round, so that
+    only the bias changes) and moves the bias by ``log(mean / target)``: where the stop rate is
+    small, the mean length goes as ``exp(-bias)``.
+
+    Example:
+        >>> from nsmc_gen.modeling import load_embedded_default
+        >>> model, tokenizer = load_embedded_default()
+        >>> texts = ["아주 재밌는 영화였다"] * 4
+        >>> bias = calibrate_plain_eos_bias(model, tokenizer, texts, rounds=1, num_reviews=4)
+        >>> -5 <= bias <= 3
+        True
+    """
+    from nsmc_gen.decoding import eos_sequence_bias
+
+    for name, value in (("rounds", rounds), ("num_reviews", num_reviews)):
+        if not _integer(value) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if not reference_texts:
+        raise ValueError("reference_texts must hold at least one text (the length to calibrate to)")
+    target = review_lengths(reference_texts)["mean_characters"]
+    eos = model.generation_config.eos_token_id
+    if eos is None:
+        eos = tokenizer.eos_token_id
+    bias = 0.0
+    for _ in range(rounds):
+        biased = {"seed": seed, "sequence_bias": eos_sequence_bias(eos, bias)}
+        texts = [
+            text
+            for sentiment in SENTIMENTS
+            for text in plain_reviews(model, tokenizer, sentiment, num_reviews, **biased)
+        ]
+        mean = max(review_lengths(texts)["mean_characters"], 0.5)  # an all-empty sample still moves
+        bias = min(max(bias + math.log(mean / target), _PLAIN_BIAS_RANGE[0]), _PLAIN_BIAS_RANGE[1])
+    return round(bias, 3)
+
+
+def decoding_path_lengths(
+    model: Any, tokenizer: Any, reference_texts: Sequence[str], *, num_reviews: int = 200, seed: int = 1
+) -> dict[str, dict[str, float | int]]:
+    """:func:`review_lengths` of the reference texts, of plain sampling (:func:`plain_reviews`, the
+    model's generation config as it is) and of nsmc-gen's default decoding (:func:`generate_reviews`,
+    what ``nsmc-gen generate`` and ``custom_generate/`` run), ``num_reviews`` per sentiment each.
+
+    Example:
+        >>> from nsmc_gen.modeling import load_embedded_default
+        >>> model, tokenizer = load_embedded_default()
+        >>> sorted(decoding_path_lengths(model, tokenizer, ["아주 재밌는 영화였다"], num_reviews=2))
+        ['nsmc_gen', 'plain', 'reference']
+    """
+    paths = {"plain": plain_reviews, "nsmc_gen": generate_reviews}
+    lengths = {"reference": review_lengths(reference_texts)}
+    for name, sample in paths.items():
+        texts = [
+            text
+            for sentiment in SENTIMENTS
+            for text in sample(model, tokenizer, sentiment, num_return_sequences=num_reviews, seed=seed)
+        ]
+        lengths[name] = review_lengths(texts)
+    return lengths
+
+
 def _pooled(rates: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Each count pooled with its neighbours, k // 8 on each side (fewer texts reach the later counts,
     and their stop rates change slowly); the pooled tail entry stays as it is."""

@@ -146,7 +146,14 @@ class RunFacts:
     precision: str | None = None  #: ``float32``, ``bf16``, ...
     versions: dict[str, str] | None = None  #: nsmc_gen, transformers, torch, peft
     # Added later, by nsmc-gen evaluate (record_evaluation) or by hand:
-    test_perplexity: float | None = None  #: NSMC test perplexity
+    test_perplexity: float | None = None  #: perplexity on the test reviews of ``test_data``
+    #: the data ``test_perplexity`` was measured on, in words (e.g. "NSMC-rebuild test, 50,000 reviews")
+    test_data: str | None = None
+    #: review lengths the recipe measured after calibration: ``{"reference" | "plain" | "nsmc_gen":
+    #: {"reviews": n, "mean_characters": x, "share_under_5": s}}`` (the training reviews; plain
+    #: sampling with the folder's generation_config; nsmc-gen's default decoding), see
+    #: :func:`nsmc_gen.generation.decoding_path_lengths`
+    review_lengths: dict[str, dict[str, float]] | None = None
     #: share of generated reviews judged to have the asked sentiment (default decoding)
     sentiment_control: float | None = None
     decoding_study: str | None = None  #: Markdown table from ``nsmc-gen evaluate``, shown as is
@@ -346,6 +353,33 @@ def save_length_prior(model_dir: str | os.PathLike, prior: Sequence[float]) -> P
     return path
 
 
+def save_plain_eos_bias(model_dir: str | os.PathLike, bias: float) -> Path:
+    """Write a constant EOS bias for plain clients into the folder's ``generation_config.json``
+    (``sequence_bias``, list form, one entry per EOS id: see :func:`nsmc_gen.decoding.eos_sequence_bias`),
+    atomically. nsmc-gen and ``custom_generate/`` zero it and apply their own EOS handling.
+
+    Example:
+        >>> bias = calibrate_plain_eos_bias(model, tokenizer, texts)  # doctest: +SKIP
+        >>> save_plain_eos_bias("outputs/model", bias)  # doctest: +SKIP
+        PosixPath('outputs/model/generation_config.json')
+    """
+    from transformers import GenerationConfig
+
+    from nsmc_gen.decoding import PLAIN_EOS_BIAS_FIELD, eos_sequence_bias
+
+    path = Path(model_dir) / GENERATION_CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(f"model_dir must hold a generation_config.json: {path}")
+    if not _finite(bias):
+        raise ValueError(f"bias must be a finite number, got {bias!r}")
+    config = GenerationConfig.from_pretrained(model_dir)
+    if config.eos_token_id is None:
+        raise ValueError(f"{path} has no eos_token_id: there is no EOS to bias")
+    setattr(config, PLAIN_EOS_BIAS_FIELD, eos_sequence_bias(config.eos_token_id, bias))
+    _write_generation_config(model_dir, config)
+    return path
+
+
 def install_custom_generate(model_dir: str | os.PathLike, review_format: ReviewFormat | None = None) -> Path:
     """Make a saved model folder decode like nsmc-gen under ``trust_remote_code=True``, without nsmc-gen.
 
@@ -419,13 +453,14 @@ def save_finished_model(trainer: Trainer, facts: RunFacts, review_format: Review
     Example:
         >>> folder = save_finished_model(trainer, training_facts(...), ReviewFormat())  # doctest: +SKIP
     """
-    from nsmc_gen.decoding import recommended_generation_config
+    from nsmc_gen.decoding import position_limit, recommended_generation_config
     from nsmc_gen.modeling import save_tokenizer
 
     output_dir = Path(trainer.args.output_dir)
     tokenizer = trainer.processing_class
-    config = recommended_generation_config(tokenizer, review_format)
     unwrapped = trainer.model.get_base_model() if facts.peft else trainer.model
+    # max_new_tokens within the model's positions: plain clients take it as it is
+    config = recommended_generation_config(tokenizer, review_format, position_limit(unwrapped.config))
     unwrapped.generation_config = config
     unwrapped.config.use_cache = True  # for generation (training or the base may have switched it off)
     trainer.save_model(str(output_dir))  # weights + tokenizer; collective under FSDP/DeepSpeed

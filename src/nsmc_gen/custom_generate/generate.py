@@ -43,8 +43,10 @@ Example (a model folder with this file installed):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -364,6 +366,94 @@ def switched_off(do_sample: bool | None) -> dict[str, Any]:
     }
 
 
+def without_eos_bias(config: GenerationConfig) -> dict[str, Any]:
+    """``sequence_bias`` with every bias on EOS set to 0, or nothing when the config has none.
+
+    A folder's generation_config.json carries a constant EOS bias in ``sequence_bias`` for plain
+    clients (transformers' own decoding, which has neither our length prior nor EOS kept out of
+    the top-p cut; the recipe calibrates it). Our EOS handling replaces it: applying both would end
+    reviews twice over. Zeroed rather than removed: transformers refills an unset (None) field of a
+    passed config from the model's generation_config.json, and refuses an empty one. Biases on
+    other tokens stay as they are.
+
+    Example:
+        >>> config = GenerationConfig(eos_token_id=1, sequence_bias=[[[1], -1.5], [[5, 1], 2.0], [[9], 3.0]])
+        >>> without_eos_bias(config)
+        {'sequence_bias': [[[1], 0.0], [[5, 1], 0.0], [[9], 3.0]]}
+        >>> without_eos_bias(GenerationConfig(eos_token_id=1))
+        {}
+    """
+    bias = config.sequence_bias
+    if not bias:
+        return {}
+    eos = config.eos_token_id
+    eos = set() if eos is None else {eos} if isinstance(eos, int) else set(eos)
+
+    def zeroed(ids: Sequence[int], value: float) -> float:
+        return 0.0 if list(ids)[-1:] and list(ids)[-1] in eos else float(value)
+
+    if isinstance(bias, Mapping):
+        return {"sequence_bias": {ids: zeroed(ids, value) for ids, value in bias.items()}}
+    return {"sequence_bias": [[list(ids), zeroed(ids, value)] for ids, value in bias]}
+
+
+def within_positions(model_config: Any, config: GenerationConfig, prompt_width: int | None) -> dict[str, Any]:
+    """The length settings, capped so that prompt and generated tokens fit the model's positions;
+    empty when they fit (or the model has no position limit).
+
+    A client may bring its own ``max_new_tokens`` (transformers 4.57's text-generation pipeline
+    brings 256, over the folder's 64): on a model of 128 positions, a batch whose slowest row does
+    not stop would index past the last position (``IndexError: index out of range in self``).
+
+    Raises:
+        ValueError: the prompt alone fills the model's positions.
+
+    Example:
+        >>> from transformers import GPT2Config
+        >>> within_positions(GPT2Config(n_positions=128), GenerationConfig(max_new_tokens=256), 2)
+        {'max_new_tokens': 126}
+        >>> within_positions(GPT2Config(n_positions=128), GenerationConfig(max_new_tokens=64), 2)
+        {}
+    """
+    positions = next(
+        (
+            value
+            for name in ("n_positions", "max_position_embeddings")
+            if isinstance(value := getattr(model_config, name, None), int) and value > 0
+        ),
+        None,
+    )
+    if positions is None or prompt_width is None:
+        return {}
+    room = positions - prompt_width
+    if room < 1:
+        raise ValueError(
+            f"the prompt ({prompt_width} tokens) fills the model's {positions} positions: no room to generate"
+        )
+    capped: dict[str, Any] = {}
+    if config.max_new_tokens is not None:
+        if config.max_new_tokens > room:
+            capped["max_new_tokens"] = room
+    elif config.max_length is not None and config.max_length > positions:
+        capped["max_length"] = positions
+    if capped and config.min_new_tokens is not None and config.min_new_tokens > room:
+        capped["min_new_tokens"] = room
+    if capped and (config.max_new_tokens, positions) not in _CAPPED:
+        _CAPPED.add((config.max_new_tokens, positions))
+        logger.warning(
+            "max_new_tokens=%s / max_length=%s reach past the model's %d positions: at most %d new tokens",
+            config.max_new_tokens,
+            config.max_length,
+            positions,
+            room,
+        )
+    return capped
+
+
+_CAPPED: set[tuple[Any, int]] = set()  # warned once per (asked, positions)
+logger = logging.getLogger(__name__)
+
+
 def prepare(
     model: Any,
     generation_config: GenerationConfig | None = None,
@@ -382,7 +472,10 @@ def prepare(
     Without ``guidance_scale``, a model whose config has the
     ``sentiment_guidance`` field is guided by its default scale when every prompt starts with a
     sentiment word; with ``guidance_scale`` != 1 and no ``negative_prompt_ids``, the negative
-    prompts are the inputs with the opposite sentiment word.
+    prompts are the inputs with the opposite sentiment word. A constant EOS bias the folder keeps
+    for plain clients (``sequence_bias``) is zeroed: our EOS handling replaces it
+    (:func:`without_eos_bias`). The length settings are capped at the model's positions
+    (:func:`within_positions`).
     """
     # our fields, taken from the arguments here: a config without them would hand them to the model
     ours = {name: kwargs.pop(name) for name in (KEEP_EOS_FIELD, LENGTH_PRIOR_FIELD) if name in kwargs}
@@ -411,6 +504,7 @@ def prepare(
             "sentiment word of the model's sentiment_guidance field (guidance_scale=1 switches it off)"
         )
     width = input_ids.shape[-1] if input_ids is not None else None
+    limits = within_positions(model.config, config, width)
     processors = our_processors(config, model, negative_prompt_ids, negative_prompt_attention_mask, width)
     processors.extend(logits_processor or [])
     # generate gets what the caller passed, in the same form (generate fills in the model's
@@ -419,6 +513,8 @@ def prepare(
     settings = {
         **{key: value for key, value in kwargs.items() if key not in model_kwargs},
         **switched_off(config.do_sample),
+        **without_eos_bias(config),
+        **limits,
     }
     if generation_config is not None:
         generation_config = copy.deepcopy(generation_config)
@@ -434,6 +530,32 @@ def prepare(
 _REFILLS_PASSED_CONFIG = int(transformers.__version__.split(".")[0]) < 5
 
 
+class _FinishedRowPadding(logging.Filter):
+    """Drops transformers' "We strongly recommend passing in an `attention_mask`" warning.
+
+    It is harmless here, and the caller did pass the mask: transformers 5.x drops an all-ones mask
+    (no padding to hide), then appends the pad token to every row that has already ended; GPT-2's
+    forward sees a pad token in the last column without a mask and warns. Those rows' later tokens
+    are thrown away, so nothing they attend to matters.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "recommend passing in an `attention_mask`" not in str(record.msg)
+
+
+@contextlib.contextmanager
+def _quiet_finished_row_padding(attention_mask_given: bool) -> Any:
+    logger = logging.getLogger("transformers.modeling_utils")
+    quiet = _FinishedRowPadding() if attention_mask_given else None
+    if quiet:
+        logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        if quiet:
+            logger.removeFilter(quiet)
+
+
 def generate(*args: Any, model: Any, **kwargs: Any) -> Any:
     """``model.generate`` with our processors: what transformers runs for a model folder with remote code.
 
@@ -442,4 +564,5 @@ def generate(*args: Any, model: Any, **kwargs: Any) -> Any:
     """
     if args:
         kwargs["inputs"] = args[0]
-    return type(model).generate(model, **prepare(model, **kwargs))
+    with _quiet_finished_row_padding(kwargs.get("attention_mask") is not None):
+        return type(model).generate(model, **prepare(model, **kwargs))
