@@ -59,7 +59,7 @@ def test_card_metadata_parses_with_the_run_figures(model_folder, tiny_model):
     perplexities = {
         r.dataset_split: r.metric_value for r in data.eval_results if r.metric_type == "perplexity"
     }
-    assert perplexities == {"validation": RUN["eval_perplexity"], "test": RUN["test_perplexity"]}
+    assert perplexities == {"held-out-validation": RUN["eval_perplexity"], "test": RUN["test_perplexity"]}
     assert data.model_name == "kogpt2-nsmc"
     text = card.text
     assert 'pipeline("text-generation", model="org/kogpt2-nsmc")' in text
@@ -82,13 +82,13 @@ def test_local_data_paths_stay_private(model_folder):
     facts = {**RUN, "data_source": "/home/someone/nsmc"}
     (model_folder / RUN_FACTS).write_text(json.dumps(facts), encoding="utf-8")
     text = render_model_card(model_folder).text
-    assert "/home/someone" not in text and "Data source | a local copy of the NSMC files |" in text
+    assert "/home/someone" not in text and "Data source | a local folder of NSMC-format files |" in text
 
 
 def test_token_never_reaches_the_card(model_folder):
     text = str(render_model_card(model_folder))
     assert "hf_SECRET" not in text and "SECRETsecret" not in text
-    assert "--hub_token *** --max_steps 9" in text
+    assert "--max_steps 9" in text
 
 
 def test_missing_run_facts_render_gracefully(model_folder):
@@ -223,3 +223,113 @@ def test_the_wheel_carries_the_top_level_card_template():
     top_level = Path(__file__).resolve().parents[1] / "model_card.md"
     assert packaged.read_bytes() == top_level.read_bytes()
     assert packaged.resolve() == top_level.resolve()  # a link, not a copy that could drift
+
+
+# ------------------------------------------------------------------- a card a visitor can trust
+
+SAMPLE_RUN = {  # the no-argument run: the shipped sample, drawn from the NSMC rebuild
+    **RUN,
+    "dataset": "e9t/nsmc",
+    "data_source": "nsmc-gen's shipped NSMC sample",
+    "train_rows": 30_000,
+    "validation_rows": 1_000,
+    "test_perplexity": 147.66,
+    "test_data": None,
+    "sentiment_control": 0.97,
+    "command": "/home/me/nsmc-gen/recipes/finetune.py --output_dir /home/me/runs/embedded "
+    "--data_dir /home/me/nsmc-gen/src/nsmc_gen/assets/nsmc-sample --max_steps 9 --learning_rate 0.002",
+}
+
+
+def write_facts(folder: Path, **facts) -> None:
+    (folder / RUN_FACTS).write_text(json.dumps({**SAMPLE_RUN, **facts}), encoding="utf-8")
+
+
+def official_words(text: str) -> list[str]:
+    """Phrases that read as NSMC's official splits."""
+    return [w for w in ("NSMC test", "NSMC validation", "(NSMC test)", "e9t/nsmc:") if w in text]
+
+
+def test_every_figure_names_data_that_cannot_pass_for_the_official_split(model_folder):
+    write_facts(model_folder)
+    card = render_model_card(model_folder, repo_id="org/embedded-nsmc")
+    text = card.text
+    assert not official_words(str(card)), official_words(str(card))
+    assert "drawn from an NSMC rebuild (not the official NSMC files)" in text
+    assert "30,000 training reviews" in text and "1,000 validation reviews" in text
+    assert text.count("the shipped sample's validation reviews (held out from training; not an official") >= 3
+    assert "the test reviews given to `nsmc-gen evaluate` (which ones: not recorded)" in text
+    data = card.data
+    assert data.datasets is None  # no link that says "trained on e9t/nsmc"
+    for result in data.eval_results:  # the model-index carries the same words
+        entry = f"{result.dataset_type} {result.dataset_name} {result.dataset_split} {result.metric_name}"
+        assert not official_words(entry) and result.dataset_type != "e9t/nsmc", entry
+    validation = next(r for r in data.eval_results if r.dataset_split == "held-out-validation")
+    assert "not an official NSMC split" in validation.dataset_name
+    assert "NSMC rebuild" in validation.dataset_name
+    write_facts(model_folder, test_data="NSMC-rebuild test (50,000 reviews; not the official NSMC test)")
+    card = render_model_card(model_folder, repo_id="org/embedded-nsmc")
+    test = next(r for r in card.data.eval_results if r.dataset_split == "test")
+    assert test.dataset_name.startswith("NSMC-rebuild test") and "NSMC-rebuild test (50,000" in card.text
+
+
+def test_official_data_is_named_and_linked_as_such(model_folder):
+    card = render_model_card(model_folder, repo_id="org/kogpt2-nsmc")
+    assert card.data.datasets == ["e9t/nsmc"]
+    assert "NSMC (the official e9t/nsmc files)" in card.text
+    assert "NSMC has no validation split" in card.text
+
+
+def test_usage_code_names_the_pushed_id_or_a_placeholder_never_the_folder(model_folder):
+    write_facts(model_folder)
+    assert model_folder.name == "tiny-model"
+    local = render_model_card(model_folder).text
+    assert 'model="your-name/your-model"' in local and "nsmc-gen generate your-name/your-model" in local
+    assert "stands for the Hub id this model is published under" in local
+    assert 'model="tiny-model"' not in local and "generate tiny-model" not in local
+    pushed = render_model_card(model_folder, repo_id="org/embedded-nsmc").text
+    assert 'model="org/embedded-nsmc"' in pushed and "nsmc-gen generate org/embedded-nsmc" in pushed
+    assert "your-name/your-model" not in pushed and "stands for the Hub id" not in pushed
+
+
+def test_reproduce_the_run_is_a_command_that_runs_from_a_clone(model_folder):
+    from nsmc_gen.training import parse_args
+
+    write_facts(model_folder)
+    text = render_model_card(model_folder).text
+    block = text.split("Reproduce the run", 1)[1].split("```bash\n", 1)[1].split("\n```", 1)[0]
+    assert block == "accelerate launch recipes/finetune.py --max_steps 9 --learning_rate 0.002"
+    assert "/home/me" not in text
+    words = block.split()
+    assert (Path(__file__).resolve().parents[1] / words[2]).is_file()  # the script, in a clone
+    _, _, _, args = parse_args(words[3:])  # the recipe takes every option
+    assert (args.max_steps, args.learning_rate) == (9, 0.002)
+
+
+def test_the_text_never_contradicts_its_decoding_table(model_folder, tokenizer):
+    assert "| `min_new_tokens` | 0 |" in render_model_card(model_folder).text
+    text = render_model_card(model_folder).text
+    assert "pass `min_new_tokens=0`" not in text and "No length floor (`min_new_tokens` 0)" in text
+    recommended_generation_config(tokenizer, min_new_tokens=8).save_pretrained(model_folder)
+    text = render_model_card(model_folder).text
+    assert "| `min_new_tokens` | 8 |" in text and "pass `min_new_tokens=0`" in text
+
+
+def test_review_lengths_of_both_paths_and_the_plain_eos_bias(model_folder, tokenizer):
+    from nsmc_gen.model_folder import save_plain_eos_bias
+
+    lengths = {
+        "reference": {"reviews": 30000, "mean_characters": 35.8, "share_under_5": 0.035},
+        "plain": {"reviews": 400, "mean_characters": 34.7, "share_under_5": 0.04},
+        "nsmc_gen": {"reviews": 400, "mean_characters": 32.6, "share_under_5": 0.03},
+    }
+    write_facts(model_folder)
+    text = render_model_card(model_folder).text
+    assert "### Review lengths" in text and "Not recorded" in text and "sequence_bias" not in text
+    write_facts(model_folder, review_lengths=lengths)
+    save_plain_eos_bias(model_folder, -1.5)
+    text = render_model_card(model_folder).text
+    assert "| training reviews (30,000) | 35.8 | 3.5% |" in text
+    assert "| plain `pipeline` / `generate` (these defaults, EOS bias -1.50) | 34.7 | 4.0% |" in text
+    assert "| 32.6 | 3.0% |" in text and "never both" in text
+    assert "adds a constant -1.50 to the end-of-sequence logit" in text

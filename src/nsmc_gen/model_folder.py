@@ -6,12 +6,14 @@ is its one writer; the training recipe, the Hub push and ``nsmc-gen evaluate`` a
 - weights (``model.safetensors``, or a LoRA adapter) and tokenizer: :func:`save_finished_model`
   (the Trainer's collective save, then everything below), :func:`merge_adapter` (one LoRA merge);
 - ``generation_config.json``: the recommended decoding built with the run's prompt format, later
-  the calibrated length prior (:func:`save_length_prior`);
+  the calibrated length prior (:func:`save_length_prior`) and plain clients' EOS bias
+  (:func:`save_plain_eos_bias`);
 - ``custom_generate/``: nsmc-gen's decoding for ``trust_remote_code`` users
   (:func:`install_custom_generate`);
 - ``nsmc_gen_run.json``: the run's figures, one typed record (:class:`RunFacts`, the schema);
 - ``README.md``: the model card, rendered by :mod:`nsmc_gen.card` from :func:`folder_facts`
-  (:func:`save_model_card`; :func:`record_evaluation` adds a study's figures).
+  (:func:`save_model_card`; :func:`record_evaluation` adds a study's figures). The arrow points one
+  way: this module imports the card's renderer, the card imports nothing from here.
 
 Files are written atomically and readable by everyone the umask allows (safetensors 0.8 writes
 weights with mode 0600, which would hide them from the other users of a shared folder).
@@ -39,7 +41,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nsmc_gen.card import render_card
+from nsmc_gen.card import FolderFacts, render_card
 from nsmc_gen.files import atomic_write, current_umask, write_text_atomic
 
 if TYPE_CHECKING:
@@ -207,33 +209,6 @@ def write_run_facts(model_dir: str | Path, facts: RunFacts) -> Path:
 # --------------------------------------------------------------------------- the card
 
 
-@dataclass(frozen=True)
-class FolderFacts:
-    """Everything the card states, read from the folder, so that card and folder cannot disagree.
-
-    Attributes:
-        run: ``nsmc_gen_run.json``.
-        config: ``config.json`` (architecture, context, vocabulary; empty for an adapter).
-        generation: ``generation_config.json`` (the decoding ``pipeline`` and ``generate`` apply).
-        is_adapter: the folder holds a LoRA adapter (``adapter_config.json``).
-        merged: LoRA weights merged into full weights.
-        base_model: the run's name for the base ("embedded", a Hub id), else the adapter's.
-        peft: the adapter's settings (from ``adapter_config.json`` when there is one).
-        parameters: parameters in the safetensors files (their headers).
-        has_custom_generate: ``custom_generate/generate.py`` ships with the model.
-    """
-
-    run: RunFacts
-    config: dict[str, Any]
-    generation: dict[str, Any]
-    is_adapter: bool
-    merged: bool
-    base_model: str | None
-    peft: LoraFacts | None
-    parameters: int | None
-    has_custom_generate: bool
-
-
 def count_parameters(model_dir: Path) -> int | None:
     """Parameters stored in the folder's safetensors files (read from their headers only)."""
     from safetensors import safe_open
@@ -250,7 +225,7 @@ def count_parameters(model_dir: Path) -> int | None:
 
 
 def folder_facts(model_dir: str | Path) -> FolderFacts:
-    """Read what the card needs from a model folder (see :class:`FolderFacts`)."""
+    """Read what the card needs from a model folder (:class:`nsmc_gen.card.FolderFacts`)."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise FileNotFoundError(f"model_dir {model_dir} is not a folder")
@@ -264,14 +239,14 @@ def folder_facts(model_dir: str | Path) -> FolderFacts:
     adapter = read_json(model_dir / "adapter_config.json")
     peft = run.peft if adapter is None else LoraFacts.from_adapter_config(adapter)
     return FolderFacts(
-        run=run,
+        run=run.to_dict(),
         config=read_json(model_dir / "config.json") or {},
         generation=generation,
         is_adapter=adapter is not None,
         merged=bool(run.merged) or (adapter is None and bool(peft)),  # a LoRA run, full weights
         # The run's name for the base ("embedded", a Hub id) over the adapter's loadable path to it.
         base_model=run.base_model or (adapter or {}).get("base_model_name_or_path"),
-        peft=peft,
+        peft=asdict(peft) if peft else None,
         parameters=count_parameters(model_dir),
         has_custom_generate=(model_dir / "custom_generate" / "generate.py").is_file(),
     )
@@ -285,7 +260,9 @@ def render_model_card(
     Args:
         model_dir: the folder (weights or adapter, tokenizer, ``generation_config.json``,
             optionally ``nsmc_gen_run.json``).
-        repo_id: the Hub id the card's usage examples name; default: the folder's name.
+        repo_id: the Hub id the card's usage code names (``nsmc-gen push`` passes the id it pushes
+            to); default: a placeholder the card says to replace (a local folder's name is no Hub
+            id, and ``embedded`` is the shipped base's keyword).
         template: a Jinja template with a ``{{ card_data }}`` YAML header; default ``model_card.md``.
 
     Raises:
@@ -299,7 +276,9 @@ def render_model_card(
     """
     model_dir = Path(model_dir)
     facts = folder_facts(model_dir)
-    return render_card(facts, repo_id or model_dir.resolve().name, template)
+    return render_card(
+        facts, repo_id, template, model_name=(repo_id or model_dir.resolve().name).split("/")[-1]
+    )
 
 
 def save_model_card(
