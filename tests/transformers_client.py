@@ -2,8 +2,9 @@
 
 Runs under any transformers (4.57 in its own venv, 5.x here) and never imports nsmc_gen: only
 transformers, peft and torch, as a Hub user has them. ``python transformers_client.py SPEC OUT``
-reads SPEC (JSON: folders by kind, Hub ids, texts, a prompt) and writes ``OUT/results.json`` plus
-one ``OUT/<name>-logits.pt`` per folder. ``tests/test_transformers4.py`` compares two such runs.
+reads SPEC (JSON: folders by kind, Hub ids, texts, a prompt; folders to call a plain pipeline on
+with a batch of prompts) and writes ``OUT/results.json`` plus one ``OUT/<name>-logits.pt`` per
+folder. ``tests/test_transformers4.py`` and ``tests/test_plain_clients.py`` compare such runs.
 """
 
 from __future__ import annotations
@@ -83,14 +84,42 @@ def inspect_repo(repo_id: str, prompt: str) -> dict[str, Any]:
     return result
 
 
+def plain_batches(folder: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A plain pipeline (no remote code) over a batch of prompts, as a script calls it: the texts,
+    the continuations' characters, the decoding fields as this version reads them, and which
+    generate ran. An error (4.57 indexing past the last position, say) is recorded, not raised."""
+    batch = spec["batch"]
+    prompts = [prompt for prompt in batch["prompts"] for _ in range(batch["repeat"])]
+    pipe = pipeline("text-generation", model=folder)
+    config = pipe.model.generation_config
+    result: dict[str, Any] = {
+        "generate": generate_module(pipe.model),
+        "sequence_bias": config.sequence_bias,
+        "max_new_tokens": config.max_new_tokens,
+        "positions": pipe.model.config.max_position_embeddings,
+    }
+    torch.manual_seed(0)
+    try:
+        out = pipe(prompts, batch_size=batch["batch_size"])
+    except Exception as error:
+        return {**result, "error": f"{type(error).__name__}: {error}"}
+    texts = [rows[0]["generated_text"] for rows in out]
+    return {
+        **result,
+        "texts": texts,
+        "characters": [len(text[len(prompt) :].strip()) for text, prompt in zip(texts, prompts, strict=True)],
+    }
+
+
 def main(spec_path: str, out_dir: str) -> None:
     spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     results: dict[str, Any] = {"transformers": transformers.__version__, "folders": {}, "repos": {}}
-    for name, (kind, folder) in spec["folders"].items():
+    for name, (kind, folder) in spec.get("folders", {}).items():
         results["folders"][name] = inspect_folder(name, folder, kind, spec, out)
+    results["batches"] = {name: plain_batches(folder, spec) for name, folder in spec.get("batches", {}).items()}
     for repo_id in spec.get("repos", []):
         results["repos"][repo_id] = inspect_repo(repo_id, spec["prompt"])
     results["nsmc_gen_imported"] = "nsmc_gen" in sys.modules
