@@ -49,7 +49,8 @@ def nsmc_gen_reviews(folder: str, num_reviews: int, seed: int) -> dict[str, list
     model = AutoModelForCausalLM.from_pretrained(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     return {
-        s: generate_reviews(model, tokenizer, s, num_return_sequences=num_reviews, seed=seed) for s in SENTIMENTS
+        s: generate_reviews(model, tokenizer, s, num_return_sequences=num_reviews, seed=seed)
+        for s in SENTIMENTS
     }
 
 
@@ -68,7 +69,9 @@ def main() -> None:
     parser.add_argument("--num-reviews", type=int, default=200, help="reviews per sentiment and path")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--batch-size", type=int, default=50, help="the pipeline's batch_size")
-    parser.add_argument("--nsmc-dir", default=None, help="NSMC files for the judge (default: the shipped sample)")
+    parser.add_argument(
+        "--nsmc-dir", default=None, help="NSMC files for the judge (default: the shipped sample)"
+    )
     parser.add_argument("--train-dir", default=str(NSMC_SAMPLE), help="the training reviews' folder")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -86,15 +89,23 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, sample in (
-        ("`pipeline(...)`, folder defaults", lambda: pipeline_reviews(args.folder, args.num_reviews, args.seed, args.batch_size)),
-        ("`nsmc-gen generate` (generate_reviews)", lambda: nsmc_gen_reviews(args.folder, args.num_reviews, args.seed)),
+        (
+            "`pipeline(...)`, folder defaults",
+            lambda: pipeline_reviews(args.folder, args.num_reviews, args.seed, args.batch_size),
+        ),
+        (
+            "`nsmc-gen generate` (generate_reviews)",
+            lambda: nsmc_gen_reviews(args.folder, args.num_reviews, args.seed),
+        ),
     ):
         started = time.perf_counter()
         reviews = sample()
         seconds = time.perf_counter() - started
         texts = [t for s in SENTIMENTS for t in reviews[s]]
         asked = [s for s in SENTIMENTS for _ in reviews[s]]
-        lines.append(row(name, review_lengths(texts), sentiment_control_accuracy(texts, asked, judge), seconds))
+        lines.append(
+            row(name, review_lengths(texts), sentiment_control_accuracy(texts, asked, judge), seconds)
+        )
     lines.append(row("training reviews (control: the judge's own test accuracy)", reference, judge_accuracy))
     print("\n".join(lines))
 

@@ -706,3 +706,96 @@ def test_both_pipeline_paths_from_a_fresh_process_decode_like_nsmc_gen(tmp_path,
     assert got["remote_unguided"] == ours(guidance_scale=1) != got["plain"]
     assert got["remote"] == ours() != got["remote_unguided"]
     assert got["remote_3"] == ours(guidance_scale=3.0)
+
+
+# ------------------------------------------------------------------ plain clients' EOS bias: never both
+
+
+def _with_eos_bias(model, tokenizer, bias: float):
+    """``model`` with the recommended decoding and a constant EOS bias for plain clients."""
+    from nsmc_gen.decoding import eos_sequence_bias
+
+    model.generation_config = recommended_generation_config(tokenizer)
+    model.generation_config.sequence_bias = eos_sequence_bias(tokenizer.eos_token_id, bias)
+    return model
+
+
+@pytest.mark.parametrize("strategy", ["top-p", "greedy"])
+def test_our_decoding_zeroes_the_plain_clients_eos_bias(tiny_model, tokenizer, strategy):
+    """A bias of +50 ends every plain review at once; nsmc-gen's decoding (the same code as
+    custom_generate/) must decode exactly as without it: applying both would end reviews twice."""
+    from nsmc_gen.generation import plain_reviews
+
+    settings = {"strategy": strategy, "max_new_tokens": 6, "seed": 3, "guidance_scale": 1.0}
+    tiny_model.generation_config = recommended_generation_config(tokenizer)
+    without = generate_reviews(tiny_model, tokenizer, "positive", **settings)
+    biased = _with_eos_bias(tiny_model, tokenizer, 50.0)
+    assert plain_reviews(biased, tokenizer, "positive", 2, seed=3) == ["", ""]  # plain: the bias applies
+    assert generate_reviews(biased, tokenizer, "positive", **settings) == without
+    assert without[0]  # the tiny model does not stop by itself: the comparison means something
+    kwargs = build_generate_kwargs(biased, tokenizer, "positive", strategy=strategy)
+    assert kwargs["generation_config"].sequence_bias == [[[tokenizer.eos_token_id], 0.0]]
+
+
+def test_other_sequence_biases_are_left_alone(tokenizer):
+    config = recommended_generation_config(tokenizer)
+    config.sequence_bias = [[[7], -3.0], [[tokenizer.eos_token_id], 2.0]]
+    assert custom_generate.without_eos_bias(config) == {
+        "sequence_bias": [[[7], -3.0], [[tokenizer.eos_token_id], 0.0]]
+    }
+
+
+def test_generation_stays_within_the_models_positions(tokenizer):
+    """A request (or a client's default: 4.57's pipeline brings 256) longer than the positions left
+    is capped instead of indexing past the last one."""
+    from conftest import build_tiny_model
+
+    model = build_tiny_model(tokenizer, n_positions=12)
+    model.generation_config = recommended_generation_config(tokenizer, max_positions=12)
+    assert model.generation_config.max_new_tokens == 6
+    reviews = generate_reviews(model, tokenizer, "positive", ["", "이 영화"], max_new_tokens=64, seed=0)
+    assert len(reviews) == 2
+    request = build_generate_kwargs(model, tokenizer, "positive", ["이 영화"], max_new_tokens=64)
+    width = request["input_ids"].shape[1]
+    assert request["generation_config"].max_new_tokens == 12 - width
+    with pytest.raises(ValueError, match="fills the model's 12 positions"):
+        generate_reviews(model, tokenizer, "positive", "정말 " * 12, max_new_tokens=4)
+
+
+def test_sampling_a_batch_says_nothing_about_attention_masks():
+    """transformers drops an all-ones mask, pads rows that ended, and GPT-2 then asks for a mask on
+    every sampled batch; harmless (those rows are done), so custom_generate silences it."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    from nsmc_gen.modeling import load_embedded_default
+
+    class Records(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.DEBUG)
+            self.messages: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.messages.append(record.getMessage())
+
+    model, tokenizer = load_embedded_default()  # pretrained on reviews: rows end at different steps
+    records = Records()
+    logger = logging.getLogger("transformers.modeling_utils")
+    logger.addHandler(records)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_warning()  # what a user's process has
+    try:
+        hf_logging.warning_once.cache_clear()  # a warning given once before would hide it
+        request = {"num_return_sequences": 8, "max_new_tokens": 40}
+        reviews = generate_reviews(model, tokenizer, "positive", seed=0, **request)
+        ours = [m for m in records.messages if "attention_mask" in m]
+        hf_logging.warning_once.cache_clear()  # the filtered call counts as given once
+        torch.manual_seed(0)  # the same generation through model.generate itself: the source, unfiltered
+        model.generate(**build_generate_kwargs(model, tokenizer, "positive", **request))
+    finally:
+        logger.removeHandler(records)
+        hf_logging.set_verbosity(verbosity)
+    assert len(reviews) == 8
+    assert ours == [], ours
+    assert [m for m in records.messages if "attention_mask" in m]  # the source does warn

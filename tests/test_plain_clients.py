@@ -34,7 +34,9 @@ def run_client(python: Path, spec: dict, out: Path) -> dict:
     spec_path.write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(Path(transformers_client.__file__).parent), "OMP_NUM_THREADS": "1"}
     command = [str(python), transformers_client.__file__, str(spec_path), str(out)]
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert not results["nsmc_gen_imported"]
@@ -119,7 +121,9 @@ def test_plain_pipeline_writes_reviews_as_long_as_the_training_reviews(
     target = lengths["reference"]["mean_characters"]
     builtin_only = tmp_path / "builtin-only"
     shutil.copytree(folder, builtin_only, ignore=shutil.ignore_patterns("custom_generate", "checkpoint-*"))
-    results = clients(tf4_python, {"run": folder, "builtin": builtin_only}, tmp_path, repeat=40, batch_size=20)
+    results = clients(
+        tf4_python, {"run": folder, "builtin": builtin_only}, tmp_path, repeat=40, batch_size=20
+    )
     plain = {
         (version, name): sum(batch["characters"]) / len(batch["characters"])
         for version, batches in results.items()

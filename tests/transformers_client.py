@@ -119,7 +119,9 @@ def main(spec_path: str, out_dir: str) -> None:
     results: dict[str, Any] = {"transformers": transformers.__version__, "folders": {}, "repos": {}}
     for name, (kind, folder) in spec.get("folders", {}).items():
         results["folders"][name] = inspect_folder(name, folder, kind, spec, out)
-    results["batches"] = {name: plain_batches(folder, spec) for name, folder in spec.get("batches", {}).items()}
+    results["batches"] = {
+        name: plain_batches(folder, spec) for name, folder in spec.get("batches", {}).items()
+    }
     for repo_id in spec.get("repos", []):
         results["repos"][repo_id] = inspect_repo(repo_id, spec["prompt"])
     results["nsmc_gen_imported"] = "nsmc_gen" in sys.modules
