@@ -83,7 +83,7 @@ def test_record_evaluation_merges_figures_and_renders_the_card(tiny_model_dir):
     assert facts.seed == 7 and facts.test_perplexity == 212.6
     text = card.read_text(encoding="utf-8")
     assert "212.60" in text and "| a | b |" in text
-    assert folder_facts(tiny_model_dir).run == facts
+    assert folder_facts(tiny_model_dir).run == facts.to_dict()  # what the card reads: the file
 
 
 # ---------------------------------------------------------------- generation_config.json
@@ -193,3 +193,48 @@ def test_docstring_examples_run():
     for module in (nsmc_gen.model_folder, nsmc_gen.card):
         result = doctest.testmod(module)
         assert result.attempted and not result.failed, module.__name__
+
+
+def test_card_imports_nothing_from_the_model_folder():
+    """The arrow points one way: model_folder -> card (a fresh process, so nothing is imported yet)."""
+    import subprocess
+    import sys
+
+    check = "import sys, nsmc_gen.card; print('nsmc_gen.model_folder' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "False"
+    import ast
+
+    import nsmc_gen.card
+
+    tree = ast.parse(Path(nsmc_gen.card.__file__).read_text(encoding="utf-8"))  # lazy imports too
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+    assert "nsmc_gen.model_folder" not in imported, imported
+
+
+def test_plain_eos_bias_is_saved_in_the_list_form_that_loads_again(tiny_model_dir, tokenizer):
+    """The dict form (``{(1,): -1.5}``) is saved with a string key and refused on loading (5.23)."""
+    from nsmc_gen.model_folder import save_plain_eos_bias
+
+    save_plain_eos_bias(tiny_model_dir, -1.25)
+    saved = json.loads((tiny_model_dir / "generation_config.json").read_text(encoding="utf-8"))
+    assert saved["sequence_bias"] == [[[tokenizer.eos_token_id], -1.25]]
+    assert saved["sentiment_guidance"]  # the other fields stay
+    assert GenerationConfig.from_pretrained(tiny_model_dir).sequence_bias == [
+        [[tokenizer.eos_token_id], -1.25]
+    ]
+    with pytest.raises(ValueError, match="finite"):
+        save_plain_eos_bias(tiny_model_dir, float("nan"))
+
+
+def test_review_lengths_round_trip_in_the_run_facts(tmp_path):
+    lengths = {
+        "reference": {"reviews": 3, "mean_characters": 30.0, "share_under_5": 0.0},
+        "plain": {"reviews": 4, "mean_characters": 28.5, "share_under_5": 0.25},
+        "nsmc_gen": {"reviews": 4, "mean_characters": 31.0, "share_under_5": 0.0},
+    }
+    facts = RunFacts(review_lengths=lengths, test_data="NSMC-rebuild test")
+    write_run_facts(tmp_path, facts)
+    assert read_run_facts(tmp_path) == facts and read_run_facts(tmp_path).extra == {}
