@@ -25,6 +25,11 @@ values) into one :class:`~transformers.LogitsProcessorList`, in this order, per 
    calibrated EOS bias per generated-token count, :class:`~nsmc_gen.processors.LengthPriorLogitsProcessor`)
    applies when sampling, after temperature and before top-k/top-p.
 
+Plain clients of the folder get a constant EOS bias in ``sequence_bias`` instead (transformers'
+own field; the recipe calibrates it): :func:`prepare` zeroes it, since the processors above do that
+job, so the two never apply together. It also caps the length at the model's positions
+(:func:`within_positions`): transformers 4.57's pipeline brings its own ``max_new_tokens=256``.
+
 Sentiment guidance (classifier-free guidance) contrasts the prompt with the same prompt under the
 opposite sentiment word: ``scale * (log p(x | 긍정 ...) - log p(x | 부정 ...)) + log p(x | 부정 ...)``.
 A model folder's ``generation_config.json`` carries, in its ``sentiment_guidance`` field, the
