@@ -88,8 +88,8 @@ def data_words(run: Mapping[str, Any]) -> DataWords:
     if source == SHIPPED_SAMPLE:
         return DataWords(
             training="nsmc-gen's shipped sample, drawn from an NSMC rebuild (not the official NSMC files)",
-            validation="the shipped sample's validation reviews "
-            "(held out from training; not an official NSMC split)",
+            validation="the shipped sample's validation reviews, held out from training "
+            "(not an official NSMC split)",
             test=test,
             slug="nsmc-gen-sample-of-nsmc-rebuild",
             official=False,
@@ -97,7 +97,7 @@ def data_words(run: Mapping[str, Any]) -> DataWords:
     if source.startswith(OFFICIAL_SOURCE):
         return DataWords(
             training="NSMC (the official e9t/nsmc files)",
-            validation="reviews carved from NSMC train and held out from training "
+            validation="reviews carved from NSMC train, held out from training "
             "(NSMC has no validation split)",
             test=test,
             slug=run.get("dataset") or DEFAULT_DATASET,
