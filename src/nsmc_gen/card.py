@@ -378,7 +378,10 @@ def template_values(facts: FolderFacts, model_id: str | None, model_name: str) -
         "data_is_official": words.official,
         "validation_data": words.validation,
         "test_data": words.test,
-        "data_source": _public_source(run.get("data_source")),
+        # the shipped sample is named in the data row already, and "NSMC sample" alone would mislead
+        "data_source": None
+        if run.get("data_source") == SHIPPED_SAMPLE
+        else _public_source(run.get("data_source")),
         "train_rows": _fmt(run.get("train_rows"), ","),
         "validation_rows": _fmt(run.get("validation_rows"), ","),
         "epochs": _fmt(run.get("epochs"), ".2f"),
