@@ -114,8 +114,11 @@ def test_plain_pipeline_writes_reviews_as_long_as_the_training_reviews(
     tmp_path,
 ):
     """A behaviour check: the plain pipeline's mean review length is within 25% of the training
-    reviews' (with the folder's defaults alone, 14.8 against 35.8 characters on the no-argument
-    run's model). The copy without custom_generate/ shows 4.57's own decoding applying the bias."""
+    reviews' (with the folder's defaults alone, 15.8 against 35.4 characters on the no-argument
+    run's model). In 4.57 a local folder's plain pipeline runs its custom_generate/, which puts the
+    folder's defaults over the pipeline's own (temperature 0.7, 256 new tokens). A copy without
+    custom_generate/ runs transformers' own decoding: 5.x applies the folder's EOS bias; 4.57 reads
+    it too, but samples with its pipeline's defaults, which nothing in a folder can change."""
     folder = calibrated_embedded_run
     lengths = json.loads((folder / RUN_FACTS).read_text(encoding="utf-8"))["review_lengths"]
     target = lengths["reference"]["mean_characters"]
@@ -128,11 +131,18 @@ def test_plain_pipeline_writes_reviews_as_long_as_the_training_reviews(
         (version, name): sum(batch["characters"]) / len(batch["characters"])
         for version, batches in results.items()
         for name, batch in batches.items()
+        if "characters" in batch  # 4.57's own decoding may run past the positions: recorded as an error
     }
     print(f"\ntraining reviews {target:.1f} characters; plain pipelines {plain}; recipe's {lengths}")
     assert results["tf5"]["run"]["generate"] == "transformers.generation.utils"
-    assert results["tf4"]["builtin"]["generate"] == "transformers.generation.utils"
-    for key in (("tf5", "run"), ("tf5", "builtin"), ("tf4", "builtin")):
+    assert results["tf4"]["run"]["generate"].endswith("custom_generate.generate")
+    for key in (("tf5", "run"), ("tf5", "builtin"), ("tf4", "run")):
         assert abs(plain[key] - target) <= 0.25 * target, (key, plain[key], target)
+    builtin = results["tf4"]["builtin"]
+    assert builtin["generate"] == "transformers.generation.utils"
+    assert (
+        builtin["sequence_bias"] == results["tf5"]["builtin"]["sequence_bias"]
+    )  # the same field, read alike
+    assert builtin["sequence_bias"][0][1] < 0
     # the recipe's own measurement of the plain path agrees
     assert abs(lengths["plain"]["mean_characters"] - target) <= 0.25 * target, lengths

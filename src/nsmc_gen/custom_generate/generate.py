@@ -484,6 +484,8 @@ def prepare(
     """
     # our fields, taken from the arguments here: a config without them would hand them to the model
     ours = {name: kwargs.pop(name) for name in (KEEP_EOS_FIELD, LENGTH_PRIOR_FIELD) if name in kwargs}
+    if _REFILLS_PASSED_CONFIG and generation_config is not None:
+        generation_config = folder_over_pipeline_defaults(model, generation_config, kwargs)
     # A private method, but the one that resolves a config exactly as generate will (arguments over
     # generation_config over model.generation_config); tests/test_one_path.py fails loudly if it changes.
     config, model_kwargs = model._prepare_generation_config(generation_config, **kwargs)
@@ -533,6 +535,37 @@ def prepare(
 
 
 _REFILLS_PASSED_CONFIG = int(transformers.__version__.split(".")[0]) < 5
+
+
+def folder_over_pipeline_defaults(
+    model: Any, config: GenerationConfig, kwargs: Mapping[str, Any]
+) -> GenerationConfig:
+    """transformers 4.x: the model's own generation_config.json over the text-generation pipeline's
+    defaults, as 5.x has it (it adds a pipeline default only where the model sets none).
+
+    A 4.x pipeline passes a config in which its defaults (``max_new_tokens=256``,
+    ``temperature=0.7``) override the folder's (64, 1.0): reviews come out at half their length
+    and a batch can walk past the last position. Where the passed value is the pipeline's default
+    and the model sets another, the model's wins; a value passed as a keyword (a call's
+    ``temperature=0.7``) is the caller's and stays. (One the caller gave when building the pipeline,
+    equal to the pipeline's default, cannot be told apart and yields to the model's too.)
+    """
+    try:
+        from transformers.pipelines.text_generation import TextGenerationPipeline
+    except ImportError:  # no pipelines in this install: no pipeline defaults to undo
+        return config
+    defaults = getattr(TextGenerationPipeline, "_default_generation_config", None)
+    if defaults is None:
+        return config
+    own = model.generation_config
+    updated = copy.deepcopy(config)
+    for key, value in defaults.to_diff_dict().items():
+        if key == "transformers_version":
+            continue
+        mine = getattr(own, key, None)
+        if key not in kwargs and getattr(config, key, None) == value and mine is not None and mine != value:
+            setattr(updated, key, mine)
+    return updated
 
 
 class _FinishedRowPadding(logging.Filter):
