@@ -535,8 +535,10 @@ def plain_reviews(
     continuations, stripped.
 
     Example:
+        >>> from nsmc_gen.decoding import recommended_generation_config
         >>> from nsmc_gen.modeling import load_embedded_default
         >>> model, tokenizer = load_embedded_default()
+        >>> model.generation_config = recommended_generation_config(tokenizer)  # a finished folder's
         >>> len(plain_reviews(model, tokenizer, "positive", 3, seed=0, max_new_tokens=4))
         3
     """
@@ -567,8 +569,10 @@ def calibrate_plain_eos_bias(
     small, the mean length goes as ``exp(-bias)``.
 
     Example:
+        >>> from nsmc_gen.decoding import recommended_generation_config
         >>> from nsmc_gen.modeling import load_embedded_default
         >>> model, tokenizer = load_embedded_default()
+        >>> model.generation_config = recommended_generation_config(tokenizer)
         >>> texts = ["아주 재밌는 영화였다"] * 4
         >>> bias = calibrate_plain_eos_bias(model, tokenizer, texts, rounds=1, num_reviews=4)
         >>> -5 <= bias <= 3
@@ -606,8 +610,10 @@ def decoding_path_lengths(
     what ``nsmc-gen generate`` and ``custom_generate/`` run), ``num_reviews`` per sentiment each.
 
     Example:
+        >>> from nsmc_gen.decoding import recommended_generation_config
         >>> from nsmc_gen.modeling import load_embedded_default
         >>> model, tokenizer = load_embedded_default()
+        >>> model.generation_config = recommended_generation_config(tokenizer)
         >>> sorted(decoding_path_lengths(model, tokenizer, ["아주 재밌는 영화였다"], num_reviews=2))
         ['nsmc_gen', 'plain', 'reference']
     """
