@@ -511,7 +511,9 @@ def prepare(
             "sentiment word of the model's sentiment_guidance field (guidance_scale=1 switches it off)"
         )
     width = input_ids.shape[-1] if input_ids is not None else None
-    limits = within_positions(model.config, config, width)
+    # the guidance branch reads the opposite prompt, which may be the longer one
+    widest = max(width or 0, negative_prompt_ids.shape[-1] if negative_prompt_ids is not None else 0)
+    limits = within_positions(model.config, config, widest or None)
     processors = our_processors(config, model, negative_prompt_ids, negative_prompt_attention_mask, width)
     processors.extend(logits_processor or [])
     # generate gets what the caller passed, in the same form (generate fills in the model's
