@@ -1,9 +1,11 @@
 """``nsmc-gen push`` (a model folder) and ``nsmc-gen push-dataset`` (NSMC as Parquet): parsing only.
 
 Examples:
-    nsmc-gen push out/kogpt2-nsmc --repo-id org/kogpt2-nsmc
-    nsmc-gen push out/kogpt2-nsmc-lora --repo-id org/kogpt2-nsmc --merge --create-pr
-    nsmc-gen push-dataset --repo-id org/nsmc --data-dir ../shared/nsmc-rebuild
+    nsmc-gen push runs/kogpt2-nsmc --repo-id org/kogpt2-nsmc
+    nsmc-gen push runs/kogpt2-nsmc-lora --repo-id org/kogpt2-nsmc --merge --create-pr
+    nsmc-gen push-dataset --repo-id org/nsmc-rebuild --data-dir ../shared/nsmc-rebuild
+
+(The rebuild in ``../shared/nsmc-rebuild`` is not the official NSMC: name its repository so.)
 
 The token comes from ``HF_TOKEN`` or ``hf auth login``; there is deliberately no token option
 (a token on the command line ends up in shell history and process lists).
@@ -13,6 +15,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+
+from nsmc_gen.cli._model import check_model_argument
+
+NO_TOKEN = (
+    "no Hub token: set HF_TOKEN or run `hf auth login` first (there is no --token option: a token "
+    "on the command line ends up in shell history)"
+)
 
 
 def _add_common(parser: argparse.ArgumentParser, what: str) -> None:
@@ -31,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Publish a finished model folder (weights or LoRA adapter, tokenizer, "
         "generation_config.json, custom_generate/, model card) to the Hub in one commit.",
     )
-    push.add_argument("model_dir", help="the model folder (the training recipe's output_dir)")
+    push.add_argument("model_dir", metavar="MODEL_DIR", help="the model folder (the training recipe's output_dir)")
     _add_common(push, "model")
     push.add_argument(
         "--merge",
@@ -61,9 +70,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dataset.set_defaults(func=run_push_dataset)
 
 
+def _check_token() -> None:
+    from huggingface_hub import get_token  # what nsmc_gen.hub reads too
+
+    if not get_token():
+        raise ValueError(NO_TOKEN)
+
+
 def _report(command: str, run) -> int:
     from nsmc_gen.hub import HubPushError
 
+    _check_token()
     try:
         info = run()
     except HubPushError as error:  # network/Hub failures: exit 1 (usage errors exit 2 in nsmc_gen.cli)
@@ -76,6 +93,7 @@ def _report(command: str, run) -> int:
 def run_push(args: argparse.Namespace) -> int:
     from nsmc_gen.hub import push_model
 
+    check_model_argument(args.model_dir, what="MODEL_DIR", folder_only=True)
     return _report(
         args.command,
         lambda: push_model(
