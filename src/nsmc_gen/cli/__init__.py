@@ -19,7 +19,10 @@ DESCRIPTION = (
     "Fine-tune a Korean GPT on NSMC movie reviews, then write reviews of a chosen sentiment with "
     "any decoding strategy, study the strategies, demo, publish and serve the model."
 )
-EPILOG = "Run 'nsmc-gen COMMAND --help' for a command's options. Training: accelerate launch recipes/finetune.py"
+EPILOG = (
+    "Run 'nsmc-gen COMMAND --help' for a command's options. Training is a recipe: "
+    "accelerate launch recipes/finetune.py"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,7 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "model", metavar="MODEL", help=f"a fine-tuned model folder or Hub id ({EMBEDDED!r}: the embedded default)"
+        "model",
+        metavar="MODEL",
+        help=f"a fine-tuned model folder or Hub id ({EMBEDDED!r}: the embedded default)",
     )
     parser.add_argument(
         "--num-reviews", type=int, default=100, help="reviews per sentiment and strategy (default 100)"

@@ -40,7 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Publish a finished model folder (weights or LoRA adapter, tokenizer, "
         "generation_config.json, custom_generate/, model card) to the Hub in one commit.",
     )
-    push.add_argument("model_dir", metavar="MODEL_DIR", help="the model folder (the training recipe's output_dir)")
+    push.add_argument(
+        "model_dir", metavar="MODEL_DIR", help="the model folder (the training recipe's output_dir)"
+    )
     _add_common(push, "model")
     push.add_argument(
         "--merge",

@@ -310,8 +310,19 @@ def realness_note(texts: Sequence[str], real_texts: Sequence[str]) -> str | None
         >>> realness_note(["같은 리뷰"] * 20, [f"리뷰 {i}" for i in range(20)])
         'real vs generated not measured: 1 distinct review, fewer than the 5 cross-validation folds'
     """
-    if len(texts) != len(real_texts) or len(texts) < 2 * DISCRIMINATOR_FOLDS:
-        return f"real vs generated not measured: {len(texts)} reviews against {len(real_texts)} real ones"
+    return _count_note(len(texts), len(real_texts)) or _distinct_note(texts)
+
+
+def _count_note(count: int, real: int) -> str | None:
+    if count != real or count < 2 * DISCRIMINATOR_FOLDS:
+        return (
+            f"real vs generated not measured: {count} reviews against {real} real ones "
+            f"(it needs as many, and at least {2 * DISCRIMINATOR_FOLDS})"
+        )
+    return None
+
+
+def _distinct_note(texts: Sequence[str]) -> str | None:
     distinct = len(set(texts))
     if distinct < DISCRIMINATOR_FOLDS:  # equal texts share a fold: fewer texts than folds, no fit
         review = "review" if distinct == 1 else "reviews"
@@ -409,7 +420,7 @@ def run_study(
     judges["independent"].update(name=INDEPENDENT_JUDGE, train_reviews=nsmc["train"].num_rows)
     bar.update()
     report_rows = []
-    notes = []
+    notes = [note] if (note := _count_note(2 * num_reviews, len(human_texts))) else []
     for name in names:
         bar.set_postfix_str(name)
         decoding = {
@@ -432,8 +443,8 @@ def run_study(
             ]
             for label, sentiment in enumerate(SENTIMENTS)
         }
-        if row["discriminator"] is None and human_texts:
-            note = realness_note(texts, human_texts) or "real vs generated not measured: no fit on some fold"
+        if row["discriminator"] is None and not _count_note(len(texts), len(human_texts)):
+            note = _distinct_note(texts) or "real vs generated not measured: a fold could not be fitted"
             notes.append(f"{name}: {note}")
             bar.write(f"decoding study: {name}: {note}")  # one line, beside the bar
         report_rows.append(row)
