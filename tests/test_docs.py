@@ -164,13 +164,19 @@ def test_a_broken_reference_fails_the_build(tmp_path):
 
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory):
-    """A scratch folder laid out like a clone: recipes/ inside, ../shared beside it."""
+    """A scratch folder laid out like a clone: recipes/ inside, ../shared/nsmc-rebuild beside it.
+
+    A tiny setting: ../shared/nsmc-rebuild is the shipped 30,000-review sample (drawn from the
+    rebuild, in the same format), so the study's judge trains in seconds, on any checkout.
+    """
+    from nsmc_gen.modeling import NSMC_SAMPLE
+
     top = tmp_path_factory.mktemp("docs-commands")
     work = top / "nsmc-gen"
     work.mkdir()
     (work / "recipes").symlink_to(ROOT / "recipes")
-    if (ROOT.parent / "shared").is_dir():
-        (top / "shared").symlink_to(ROOT.parent / "shared")
+    (top / "shared").mkdir()
+    (top / "shared" / "nsmc-rebuild").symlink_to(NSMC_SAMPLE)
     return work
 
 
