@@ -4,9 +4,12 @@ and every suggestion names a flag the command really has."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -155,3 +158,57 @@ def test_push_without_a_token_names_what_a_cli_user_does(workdir, monkeypatch, c
     assert main(["push", "runs/embedded", "--repo-id", "org/x"]) == 2
     line = capsys.readouterr().err.strip()
     assert "HF_TOKEN" in line and "hf auth login" in line and "token=" not in line
+
+
+def test_docstring_examples_run(workdir):
+    import doctest
+
+    from nsmc_gen.cli import _model
+
+    result = doctest.testmod(_model)
+    assert result.attempted and not result.failed
+
+
+class _NoSuchRepo(BaseHTTPRequestHandler):
+    """The Hub's answer for a repository that does not exist (or that the caller may not see)."""
+
+    def _answer(self):
+        self.send_response(404)
+        self.send_header("X-Error-Code", "RepoNotFound")
+        self.send_header("X-Error-Message", "Repository not found")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_HEAD = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+def test_an_id_the_hub_does_not_have_is_said_before_the_sentiment_check(tmp_path):
+    """Online, `nsmc-gen generate org/typo --sentiment positive` said "is a base model"."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NoSuchRepo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "0",
+        "HF_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}",
+        "HF_HOME": str(tmp_path / "hf"),
+    }
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", "import sys; from nsmc_gen.cli import main; sys.exit(main())", "generate"]
+            + ["org/typo", "--sentiment", "positive"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=120,
+        )
+    finally:
+        server.shutdown()
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "nsmc-gen generate: error: MODEL 'org/typo': no such model folder, and no such model on the Hub "
+        "(or it is private: set HF_TOKEN or run `hf auth login`)"
+    )

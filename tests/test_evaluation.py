@@ -528,3 +528,13 @@ def test_cli_evaluate_rejects_unknown_rows(tiny_model_dir, capsys):
 
     assert cli.main(["evaluate", str(tiny_model_dir), "--rows", "greedy,nucleus"]) == 2
     assert "unknown study rows ['nucleus']" in capsys.readouterr().err
+
+
+def test_docstring_examples_of_the_study_and_report_run():
+    import doctest
+
+    from nsmc_gen.evaluation import report, study
+
+    for module in (study, report):
+        result = doctest.testmod(module)
+        assert result.attempted and not result.failed, module.__name__

@@ -9,8 +9,9 @@ error. The rule here decides what the user meant before anything is loaded:
 - a string that can only be a path is a path, and a missing one is "no such model folder": it
   starts with ``./``, ``../``, ``/`` or ``~``, has more than one ``/`` or a backslash, or its
   first component is a folder here (``runs/embedd`` where ``runs/`` exists);
-- anything else must be a valid Hub id (``name`` or ``namespace/name``); offline, it must
-  already be in the Hub cache.
+- anything else must be a valid Hub id (``name`` or ``namespace/name``) of a repository with a
+  ``config.json``: offline, in the Hub cache; online, on the Hub (its config is fetched now, so a
+  missing repository or an unreachable Hub is said before anything else is read).
 
 Only the standard library and huggingface_hub are imported: this runs before the slow loads.
 """
@@ -51,19 +52,39 @@ def _is_path(name: str) -> bool:
 
 
 def _check_hub_id(name: str, what: str) -> None:
-    from huggingface_hub import constants, try_to_load_from_cache
-    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
     from huggingface_hub.utils import validate_repo_id
 
     try:
         validate_repo_id(name)
     except HFValidationError:
         raise ValueError(f"{what} {name!r}: no such model folder, and not a valid Hub id") from None
-    if constants.HF_HUB_OFFLINE and not isinstance(try_to_load_from_cache(name, "config.json"), str):
+    if constants.HF_HUB_OFFLINE:
+        if not isinstance(try_to_load_from_cache(name, "config.json"), str):
+            raise ValueError(
+                f"{what} {name!r}: not a folder here and not in the Hub cache; downloading it needs "
+                "the network (HF_HUB_OFFLINE is set)"
+            )
+        return
+    try:
+        hf_hub_download(name, "config.json")
+    except RepositoryNotFoundError:  # 404, or 401 for a gated or private repository without access
         raise ValueError(
-            f"{what} {name!r}: not a folder here and not in the Hub cache; downloading it needs "
-            "the network (HF_HUB_OFFLINE is set)"
-        )
+            f"{what} {name!r}: no such model folder, and no such model on the Hub (or it is private: "
+            "set HF_TOKEN or run `hf auth login`)"
+        ) from None
+    except LocalEntryNotFoundError:  # the Hub did not answer, and the cache does not have it
+        raise ValueError(
+            f"{what} {name!r}: not a folder here, and the Hub ({constants.ENDPOINT}) cannot be reached"
+        ) from None
+    except EntryNotFoundError:
+        raise ValueError(f"{what} {name!r}: the Hub repository has no config.json: not a model") from None
 
 
 def load_model(name: str) -> tuple[Any, Any]:
