@@ -18,6 +18,7 @@ import sys
 
 from nsmc_gen.cli._model import check_model_argument
 
+TOKEN_HELP = "The Hub token comes from HF_TOKEN or `hf auth login`; there is no --token option."
 NO_TOKEN = (
     "no Hub token: set HF_TOKEN or run `hf auth login` first (there is no --token option: a token "
     "on the command line ends up in shell history)"
@@ -39,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="publish a model folder to the Hugging Face Hub in one commit",
         description="Publish a finished model folder (weights or LoRA adapter, tokenizer, "
         "generation_config.json, custom_generate/, model card) to the Hub in one commit.",
+        epilog=TOKEN_HELP,
     )
     push.add_argument(
         "model_dir", metavar="MODEL_DIR", help="the model folder (the training recipe's output_dir)"
@@ -59,12 +61,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     dataset = subparsers.add_parser(
         "push-dataset",
-        help="publish NSMC to the Hub as Parquet with a dataset card",
-        description="Publish NSMC (train/validation/test) as Parquet with a dataset card, in one commit, "
-        "so that datasets.load_dataset(REPO_ID) works with no script.",
+        help="publish NSMC-format data to the Hub as Parquet with a dataset card",
+        description="Publish NSMC-format data (train/validation/test) as Parquet with a dataset card, in "
+        "one commit, so that datasets.load_dataset(REPO_ID) works with no script. Name the repository "
+        "after the data: the rebuild in ../shared/nsmc-rebuild is not the official NSMC "
+        "(e.g. --repo-id org/nsmc-rebuild).",
+        epilog=TOKEN_HELP,
     )
     _add_common(dataset, "dataset")
-    dataset.add_argument("--data-dir", help="folder with ratings_{train,test}.txt[.gz]; default: download")
+    dataset.add_argument(
+        "--data-dir", help="folder with ratings_{train,test}.txt[.gz]; default: download the official files"
+    )
     dataset.add_argument(
         "--validation-size", type=int, default=5000, help="validation rows carved from train"
     )
@@ -72,19 +79,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dataset.set_defaults(func=run_push_dataset)
 
 
-def _check_token() -> None:
-    from huggingface_hub import get_token  # what nsmc_gen.hub reads too
-
-    if not get_token():
-        raise ValueError(NO_TOKEN)
-
-
 def _report(command: str, run) -> int:
     from nsmc_gen.hub import HubPushError
 
-    _check_token()
     try:
         info = run()
+    except ValueError as error:
+        # nsmc_gen.hub asks for a token only after its own checks, in words for Python callers
+        if str(error).startswith("no Hub token"):
+            raise ValueError(NO_TOKEN) from None
+        raise
     except HubPushError as error:  # network/Hub failures: exit 1 (usage errors exit 2 in nsmc_gen.cli)
         print(f"nsmc-gen {command}: error: {error}", file=sys.stderr)
         return 1
