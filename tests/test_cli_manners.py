@@ -163,10 +163,11 @@ def test_push_without_a_token_names_what_a_cli_user_does(workdir, monkeypatch, c
 def test_docstring_examples_run(workdir):
     import doctest
 
-    from nsmc_gen.cli import _model
+    from nsmc_gen.cli import _extras, _model
 
-    result = doctest.testmod(_model)
-    assert result.attempted and not result.failed
+    for module in (_model, _extras):
+        result = doctest.testmod(module)
+        assert result.attempted and not result.failed, module.__name__
 
 
 class _NoSuchRepo(BaseHTTPRequestHandler):
@@ -211,4 +212,18 @@ def test_an_id_the_hub_does_not_have_is_said_before_the_sentiment_check(tmp_path
     assert result.stderr.strip().splitlines()[-1] == (
         "nsmc-gen generate: error: MODEL 'org/typo': no such model folder, and no such model on the Hub "
         "(or it is private: set HF_TOKEN or run `hf auth login`)"
+    )
+
+
+@pytest.mark.parametrize(("command", "extra"), [("evaluate", "eval"), ("demo", "demo")])
+def test_a_missing_extra_is_one_line_naming_the_pip_command(workdir, monkeypatch, capsys, command, extra):
+    """Without scikit-learn or gradio these ended in a ModuleNotFoundError traceback."""
+    from nsmc_gen.cli import _extras
+
+    monkeypatch.setitem(_extras.EXTRAS, extra, ("nsmc_gen_no_such_package",))
+    assert main([command, "runs/embedded"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        f"nsmc-gen {command}: error: this command needs the {extra!r} extra (nsmc_gen_no_such_package "
+        f"missing): pip install 'nsmc-gen[{extra}]' (or pip install -e \".[{extra}]\" in a clone)"
     )

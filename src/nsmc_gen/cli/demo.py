@@ -11,6 +11,7 @@ import inspect
 import sys
 from typing import Any
 
+from nsmc_gen.cli._extras import require_extra
 from nsmc_gen.cli._model import EMBEDDED, check_model_argument, load_model
 
 
@@ -28,11 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_model_argument(args.model)
+    require_extra("demo")
     # Imported here: gradio takes seconds to import, and other subcommands must not pay for it.
     from nsmc_gen.demo import build_demo
     from nsmc_gen.modeling import is_sentiment_model
 
-    check_model_argument(args.model)
     sentiment_control = is_sentiment_model(args.model)
     model, tokenizer = load_model(args.model)
     demo = build_demo(model, tokenizer, **_sentiment_option(build_demo, sentiment_control, args.model))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from nsmc_gen.cli._extras import require_extra
 from nsmc_gen.cli._model import EMBEDDED, check_model_argument, load_model
 
 
@@ -70,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from nsmc_gen.model_folder import RUN_FACTS, record_evaluation
 
     check_model_argument(args.model)
+    require_extra("eval")
     if args.output_dir is not None:
         output_dir = Path(args.output_dir)
     elif Path(args.model).is_dir():

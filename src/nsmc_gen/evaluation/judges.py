@@ -182,7 +182,10 @@ def load_judge(
         cache_dir: where fitted judges are kept (default :func:`default_cache_dir`).
         params: overrides of :data:`JUDGE_PARAMS`.
     """
-    import sklearn
+    try:
+        import sklearn
+    except ImportError as error:
+        raise ImportError(INSTALL_HINT) from error
 
     from nsmc_gen.data import load_nsmc
     from nsmc_gen.modeling import NSMC_SAMPLE
