@@ -357,17 +357,18 @@ def test_report_names_a_merged_row_once_with_its_aliases():
 def test_study_rows_are_distinct_decodings():
     """Two rows with the same settings and one seed give the same reviews: each decoding is one row
     (penalty-1.0 was top-p-0.8, guidance-1 was penalty-1.2, default is guidance-2)."""
-    from nsmc_gen.evaluation.study import ROW_ALIASES, STUDY_ROWS, resolved_decoding, row_names
+    from nsmc_gen.evaluation.study import DISTINCT_ROWS, ROW_ALIASES, STUDY_ROWS, resolved_decoding, row_names
 
-    resolved = [repr(sorted(resolved_decoding(d).items())) for d in STUDY_ROWS.values()]
+    resolved = [repr(sorted(resolved_decoding(d).items())) for d in DISTINCT_ROWS.values()]
     assert len(set(resolved)) == len(resolved)
+    assert set(STUDY_ROWS) == set(DISTINCT_ROWS) | set(ROW_ALIASES)  # the lesson's rows all remain
     assert ROW_ALIASES == {"penalty-1.0": "top-p-0.8", "guidance-1": "penalty-1.2", "default": "guidance-2"}
     for alias, name in ROW_ALIASES.items():
         assert alias in row_names(name)
 
 
 def test_study_rows_cover_the_lesson():
-    from nsmc_gen.evaluation.study import ROW_ALIASES, STUDY_ROWS, family
+    from nsmc_gen.evaluation.study import STUDY_ROWS, family
 
     assert {
         "greedy",
@@ -391,14 +392,14 @@ def test_study_rows_cover_the_lesson():
         "guidance-2",
         "guidance-3",
         "default",
-    } <= set(STUDY_ROWS) | set(ROW_ALIASES)
+    } <= set(STUDY_ROWS)
     assert STUDY_ROWS["penalty-strict"]["repetition_penalty"] == math.inf
     # rows outside the guidance family never guide; the guidance family varies nothing else; the eos
     # rows vary the default decoding by one of its EOS settings
     assert all(
         d.get("guidance_scale", 1.0) == 1.0
         for n, d in STUDY_ROWS.items()
-        if not n.startswith(("guidance", "eos-"))
+        if not n.startswith(("guidance", "default", "eos-"))
     )
     eos_rows = {n: d for n, d in STUDY_ROWS.items() if family(n) == "eos"}
     assert {k for d in eos_rows.values() for k in d} == {
@@ -417,6 +418,7 @@ def test_study_rows_cover_the_lesson():
         "no-repeat",
         "guidance",
         "eos",
+        "default",
     }
 
 
