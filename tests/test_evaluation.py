@@ -350,7 +350,11 @@ def test_report_names_a_merged_row_once_with_its_aliases():
 
     report = fake_report()  # its guidance-2 row is the default decoding, as in the study
     table = render_table(report)
-    assert "| guidance-2 (= default) |" in table and table.count("guidance-2") == 1
+    assert (
+        "| guidance-2 | strategy=top-p, top_p=0.8, repetition_penalty=1.2, guidance_scale=2; "
+        "also named default |" in table
+    )
+    assert table.count("guidance-2") == 1
     assert find_row(report, "default")["name"] == "guidance-2" and find_row(report, "beam-9") is None
 
 
@@ -520,7 +524,7 @@ def test_cli_evaluate_puts_the_study_into_a_trained_folders_card(tiny_model_dir,
     run = json.loads((tiny_model_dir / RUN_FACTS).read_text(encoding="utf-8"))
     assert run["seed"] == 7 and run["test_perplexity"] == round(fake_report()["perplexity"]["perplexity"], 2)
     card = (tiny_model_dir / "README.md").read_text(encoding="utf-8")
-    assert "### Decoding study" in card and "| guidance-2 (= default) |" in card
+    assert "### Decoding study" in card and "| guidance-2 |" in card
     assert run["sentiment_control"] == fake_report()["rows"][2]["control"]  # guidance-2 is the default
     assert (tiny_model_dir / "decoding-study" / "decoding_study.md").is_file()
 

@@ -52,9 +52,10 @@ def _decoding_cell(decoding: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in shown.items()) or "generate_reviews defaults"
 
 
-def _row_label(row: dict[str, Any]) -> str:
+def _also(row: dict[str, Any]) -> str:
+    """The other names of a row that stands for several (``guidance-2`` is also ``default``)."""
     aliases = row.get("aliases") or []
-    return row["name"] + (f" (= {', '.join(aliases)})" if aliases else "")
+    return f"; also named {', '.join(aliases)}" if aliases else ""
 
 
 def find_row(report: dict[str, Any], name: str) -> dict[str, Any] | None:
@@ -80,9 +81,9 @@ def render_table(report: dict[str, Any]) -> str:
         "|---|---|" + "---:|" * len(COLUMNS),
     ]
     for row in report["rows"]:
-        decoding = _decoding_cell(row["decoding"])
+        decoding = _decoding_cell(row["decoding"]) + _also(row)
         cells = [_cell(row.get(key), fmt) for key, _, fmt in COLUMNS]
-        lines.append(f"| {_row_label(row)} | {decoding} | " + " | ".join(cells) + " |")
+        lines.append(f"| {row['name']} | {decoding} | " + " | ".join(cells) + " |")
     if reference := report.get("reference"):
         cells = [_cell(reference.get(key), fmt) for key, _, fmt in COLUMNS]
         lines.append(f"| *{reference['name']}* | human reviews | " + " | ".join(cells) + " |")
@@ -111,8 +112,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"regression) telling the row's reviews from as many {test} (0.5: indistinguishable; "
         f"the human row: against other {test}). "
         "Repetition penalty 1.0 and guidance scale 1.0 (both off) unless a row says otherwise; no row "
-        "has a length floor (min_new_tokens 0) unless it says so. A row named with '(= ...)' stands "
-        "for rows that decode the same way (the default decoding is guidance-2).",
+        "has a length floor (min_new_tokens 0) unless it says so. Rows that decode the same way are "
+        "one row, 'also named' by the others (the default decoding is guidance-2).",
         "",
         render_table(report),
     ]
@@ -127,7 +128,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["", "## Examples", ""]
     for row in report["rows"]:
         for sentiment, texts in row.get("examples", {}).items():
-            lines.append(f"- **{_row_label(row)}**, {sentiment}: " + " / ".join(f"`{t}`" for t in texts))
+            lines.append(f"- **{row['name']}**, {sentiment}: " + " / ".join(f"`{t}`" for t in texts))
     return "\n".join(lines) + "\n"
 
 

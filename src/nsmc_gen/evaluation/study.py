@@ -97,7 +97,7 @@ def _merge_equal_rows(
 
 # STUDY_ROWS names every row of the lesson (the notebook and the demo show them all); the study
 # measures each decoding once: DISTINCT_ROWS in table order, ROW_ALIASES a merged row's other names
-# -> its name (``--rows penalty-1.0`` still works; the table shows "top-p-0.8 (= penalty-1.0)").
+# -> its name (``--rows penalty-1.0`` still works; the table's top-p-0.8 row says "also named penalty-1.0").
 DISTINCT_ROWS, ROW_ALIASES = _merge_equal_rows(STUDY_ROWS)
 
 
@@ -338,12 +338,12 @@ def data_name(data_dir: str | Path) -> str:
     """How the report names the reviews in ``data_dir``: never "NSMC" for the rebuild.
 
     The shipped sample and ``../shared/nsmc-rebuild`` are drawn from a rebuild of NSMC, not the
-    official files; another folder is named by its path (the study cannot tell official files).
+    official files; another folder is named by its name (the study cannot tell official files).
 
     Example:
         >>> from nsmc_gen.modeling import NSMC_SAMPLE
-        >>> data_name(NSMC_SAMPLE), data_name("../shared/nsmc-rebuild"), data_name("data/nsmc")
-        ('NSMC-rebuild sample', 'NSMC-rebuild', 'data/nsmc')
+        >>> data_name(NSMC_SAMPLE), data_name("../shared/nsmc-rebuild"), data_name("/data/my-reviews")
+        ('NSMC-rebuild sample', 'NSMC-rebuild', 'my-reviews')
     """
     from nsmc_gen.modeling import NSMC_SAMPLE
 
@@ -352,7 +352,7 @@ def data_name(data_dir: str | Path) -> str:
         return "NSMC-rebuild sample"
     if "rebuild" in path.name.lower():
         return "NSMC-rebuild"
-    return path.as_posix()
+    return path.resolve().name
 
 
 def run_study(
