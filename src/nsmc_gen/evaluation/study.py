@@ -309,7 +309,7 @@ def realness_note(texts: Sequence[str], real_texts: Sequence[str]) -> str | None
 
     Example:
         >>> realness_note(["같은 리뷰"] * 20, [f"리뷰 {i}" for i in range(20)])
-        'real vs generated not measured: 1 distinct review, fewer than the 5 cross-validation folds'
+        'real vs generated not measured: one distinct review (its fold trains on real ones only)'
     """
     return _count_note(len(texts), len(real_texts)) or _distinct_note(texts)
 
@@ -324,13 +324,10 @@ def _count_note(count: int, real: int) -> str | None:
 
 
 def _distinct_note(texts: Sequence[str]) -> str | None:
-    distinct = len(set(texts))
-    if distinct < DISCRIMINATOR_FOLDS:  # equal texts share a fold: fewer texts than folds, no fit
-        review = "review" if distinct == 1 else "reviews"
-        return (
-            f"real vs generated not measured: {distinct} distinct {review}, fewer than the "
-            f"{DISCRIMINATOR_FOLDS} cross-validation folds"
-        )
+    # Equal texts share a fold (the discriminator groups them): with one distinct review, the fold
+    # that holds it trains on real reviews alone, and the classifier cannot be fitted.
+    if len(set(texts)) < 2:
+        return "real vs generated not measured: one distinct review (its fold trains on real ones only)"
     return None
 
 

@@ -71,10 +71,9 @@ class Discriminator(evaluate.Metric):
         first = {}
         groups = [first.setdefault(text, len(first)) for text in texts]  # equal texts, one group
         distinct = min(len(set(predictions)), len(set(references)))
-        if distinct < folds:  # equal texts share a fold: some fold would train on one kind only
+        if distinct < 2:  # equal texts share a fold: the fold holding the one text trains on one kind
             raise ValueError(
-                f"the discriminator needs at least {folds} distinct texts of each kind (one per fold), "
-                f"got {distinct}"
+                f"the discriminator needs at least 2 distinct texts of each kind, got {distinct}"
             )
         # error_score="raise": a fold that cannot be fitted is an error, not a warning and a NaN
         scores = cross_val_score(
