@@ -135,7 +135,7 @@ def test_embedded_model(capsys):
         (["./no-such-model"], "MODEL './no-such-model': no such model folder"),
         (["{model}", "--max-new-tokens", 0], "max_new_tokens must be an integer >= 1, got 0"),
         (["{model}", "--top-p", 1.5], "top_p must be in (0, 1], got 1.5"),
-        (["{model}", "--strategy", "greedy", "--top-p", 0.9], "strategy 'greedy' takes"),
+        (["{model}", "--strategy", "greedy", "--top-p", 0.9], "--top-p does not apply to --strategy greedy"),
         (["{model}", "--sentiment", "none", "--guidance-scale", 2], "guidance_scale=2.0 needs a sentiment"),
         (
             ["{model}", "--strategy", "beam", "--num-beams", 2, "--num-return-sequences", 3],

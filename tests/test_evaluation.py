@@ -133,6 +133,27 @@ def test_study_realness_column_compares_equal_numbers_of_texts(metrics):
     assert realness(fake[:4], real[:4], metrics) is None  # too few for 5 folds
 
 
+def test_study_says_in_one_line_why_a_row_of_one_review_has_no_realness(metrics):
+    """Beam search can give one review for both sentiments: the folds then train on real reviews
+    alone. scikit-learn's answer was a FitFailedWarning traceback per fold and a NaN."""
+    import warnings
+
+    from nsmc_gen.evaluation.study import realness, realness_note
+
+    real = [f"정말 재밌는 영화 {i}번째 관람" for i in range(20)]
+    one_review = ["그냥 그래요"] * 20
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no FitFailedWarning, no other warning
+        assert realness(one_review, real, metrics) is None
+    note = realness_note(one_review, real)
+    assert note == ("real vs generated not measured: one distinct review (its fold trains on real ones only)")
+    two_reviews = ["그냥 그래요", "최고"] * 10  # greedy's two reviews (one per sentiment) can be measured
+    assert realness_note(two_reviews, real) is None and realness(two_reviews, real, metrics) > 0.5
+    assert realness_note(real, list(reversed(real))) is None
+    with pytest.raises(ValueError, match="at least 2 distinct texts of each kind"):
+        metrics["discriminator"].compute(predictions=one_review, references=real)
+
+
 def test_discriminator_rejects_bad_input(metrics):
     with pytest.raises(ValueError, match="folds must be an integer in \\[2, 3\\]"):
         metrics["discriminator"].compute(predictions=["a", "b", "c"], references=["d", "e", "f"], folds=4)
@@ -248,11 +269,12 @@ def test_train_judge_rejects_bad_input():
 
 
 def fake_report(rows=("greedy", "top-p-0.92", "guidance-2")):
-    from nsmc_gen.evaluation.study import STUDY_ROWS, family
+    from nsmc_gen.evaluation.study import STUDY_ROWS, family, row_names
 
     def row(i, name):
         return {
             "name": name,
+            "aliases": row_names(name)[1:],
             "family": family(name),
             "decoding": STUDY_ROWS[name],
             "deterministic": name == "greedy",
@@ -274,14 +296,18 @@ def fake_report(rows=("greedy", "top-p-0.92", "guidance-2")):
         "model": "tiny",
         "num_reviews": 2,
         "seed": 0,
-        "data": "sample",
+        "data": "src/nsmc_gen/assets/nsmc-sample",
+        "data_name": "NSMC-rebuild sample",
         "perplexity": {"perplexity": 42.0, "loss": math.log(42.0), "num_tokens": 100, "test_reviews": 10},
         "judges": {
             "independent": {"accuracy": 0.8, "test_reviews": 10, "name": "tfidf", "train_reviews": 1000},
             "bayes": {"accuracy": 0.7, "test_reviews": 10},
         },
         "rows": [row(i, name) for i, name in enumerate(rows)],
-        "reference": {**row(0, "greedy"), "name": "NSMC test"},
+        "reference": {**row(0, "greedy"), "name": "NSMC-rebuild sample test reviews"},
+        "notes": [
+            "beam-3: real vs generated not measured: one distinct review (its fold trains on real ones only)"
+        ],
     }
 
 
@@ -304,8 +330,47 @@ def test_write_report_writes_table_json_and_png(tmp_path):
     assert table[1].startswith("| greedy | strategy=greedy | 0.50 |")  # neutral knobs not repeated
     assert table[2].endswith(" 0.80 | 123 |") and table[1].endswith(" - | - |")  # missing values: "-"
     assert "| real vs generated | tokens/s |" in table[0]
-    assert "**42.00**" in paths["markdown"].read_text(encoding="utf-8")
+    markdown = paths["markdown"].read_text(encoding="utf-8")
+    assert "**42.00**" in markdown
+    assert "- beam-3: real vs generated not measured" in markdown  # the study's notes, one line each
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_labels_its_figures_with_their_data_never_as_nsmc_test(tmp_path):
+    """The shipped sample and the rebuild are not the official NSMC: no figure may read "NSMC test"."""
+    from nsmc_gen.evaluation.report import render_markdown
+
+    markdown = render_markdown(fake_report())
+    assert "NSMC test" not in markdown and "NSMC train" not in markdown
+    assert "Perplexity on 10 NSMC-rebuild sample test reviews" in markdown
+    assert "trained on 1,000 NSMC-rebuild sample train reviews" in markdown
+    assert "| *NSMC-rebuild sample test reviews* | human reviews |" in markdown
+
+
+def test_report_names_a_merged_row_once_with_its_aliases():
+    from nsmc_gen.evaluation.report import find_row, render_table
+
+    report = fake_report()  # its guidance-2 row is the default decoding, as in the study
+    table = render_table(report)
+    assert (
+        "| guidance-2 | strategy=top-p, top_p=0.8, repetition_penalty=1.2, guidance_scale=2; "
+        "also named default |" in table
+    )
+    assert table.count("guidance-2") == 1
+    assert find_row(report, "default")["name"] == "guidance-2" and find_row(report, "beam-9") is None
+
+
+def test_study_rows_are_distinct_decodings():
+    """Two rows with the same settings and one seed give the same reviews: each decoding is one row
+    (penalty-1.0 was top-p-0.8, guidance-1 was penalty-1.2, default is guidance-2)."""
+    from nsmc_gen.evaluation.study import DISTINCT_ROWS, ROW_ALIASES, STUDY_ROWS, resolved_decoding, row_names
+
+    resolved = [repr(sorted(resolved_decoding(d).items())) for d in DISTINCT_ROWS.values()]
+    assert len(set(resolved)) == len(resolved)
+    assert set(STUDY_ROWS) == set(DISTINCT_ROWS) | set(ROW_ALIASES)  # the lesson's rows all remain
+    assert ROW_ALIASES == {"penalty-1.0": "top-p-0.8", "guidance-1": "penalty-1.2", "default": "guidance-2"}
+    for alias, name in ROW_ALIASES.items():
+        assert alias in row_names(name)
 
 
 def test_study_rows_cover_the_lesson():
@@ -332,6 +397,7 @@ def test_study_rows_cover_the_lesson():
         "guidance-1.5",
         "guidance-2",
         "guidance-3",
+        "default",
     } <= set(STUDY_ROWS)
     assert STUDY_ROWS["penalty-strict"]["repetition_penalty"] == math.inf
     # rows outside the guidance family never guide; the guidance family varies nothing else; the eos
@@ -365,7 +431,7 @@ def test_study_rows_cover_the_lesson():
 # --- the decoding study, end to end on the tiny model ---------------------------------------------
 
 DEFAULT_TOP_P_ROW = f"top-p-{DECODING_DEFAULTS['top_p']}"  # penalty-1.0 decodes exactly like it
-STUDY_SUBSET = ["greedy", "beam-2", DEFAULT_TOP_P_ROW, "penalty-1.0", "guidance-2", "eos-floor-8"]
+STUDY_SUBSET = ["greedy", "beam-2", DEFAULT_TOP_P_ROW, "penalty-1.0", "default", "eos-floor-8"]
 
 
 @pytest.fixture(scope="module")
@@ -395,7 +461,15 @@ def test_study_end_to_end_on_the_tiny_model(tmp_path, tokenizer, sample_judge, s
         max_new_tokens=8,
         progress=False,
     )
-    assert [row["name"] for row in report["rows"]] == STUDY_SUBSET
+    # asked by an alias, a merged row comes once under its name
+    assert [row["name"] for row in report["rows"]] == [
+        "greedy",
+        "beam-2",
+        DEFAULT_TOP_P_ROW,
+        "guidance-2",
+        "eos-floor-8",
+    ]
+    assert report["rows"][2]["aliases"] == ["penalty-1.0"] and report["rows"][3]["aliases"] == ["default"]
     assert all(row["decoding"]["max_new_tokens"] == 8 for row in report["rows"])
     by_name = {row["name"]: row for row in report["rows"]}
     for name, row in by_name.items():
@@ -407,12 +481,14 @@ def test_study_end_to_end_on_the_tiny_model(tmp_path, tokenizer, sample_judge, s
     assert by_name["greedy"]["deterministic"] and by_name["greedy"]["distinct_1"] <= 0.5
     assert len(by_name["greedy"]["examples"]["positive"]) == 1
     assert by_name["eos-floor-8"]["short_share"] == 0  # the floor: 8 tokens at least
-    # the same decoding is generated once and measured alike
-    same = ("control", "distinct_2", "self_bleu", "mean_length")
-    assert [by_name["penalty-1.0"][k] for k in same] == [by_name[DEFAULT_TOP_P_ROW][k] for k in same]
     assert report["perplexity"]["test_reviews"] == 20 and report["perplexity"]["perplexity"] > 100
     assert 0 <= report["judges"]["bayes"]["accuracy"] <= 1
-    assert report["reference"]["name"] == "NSMC test"
+    assert report["reference"]["name"] == "NSMC-rebuild sample test reviews"
+    assert report["data_name"] == "NSMC-rebuild sample"
+    # 2 + 2 reviews per row: realness is not measured, said once for the whole study
+    assert report["notes"] == [
+        "real vs generated not measured: 4 reviews against 4 real ones (it needs as many, and at least 10)"
+    ]
     paths = write_report(report, tmp_path)
     assert all(path.stat().st_size > 0 for path in paths.values())
 
@@ -451,6 +527,7 @@ def test_cli_evaluate_puts_the_study_into_a_trained_folders_card(tiny_model_dir,
     assert run["seed"] == 7 and run["test_perplexity"] == round(fake_report()["perplexity"]["perplexity"], 2)
     card = (tiny_model_dir / "README.md").read_text(encoding="utf-8")
     assert "### Decoding study" in card and "| guidance-2 |" in card
+    assert run["sentiment_control"] == fake_report()["rows"][2]["control"]  # guidance-2 is the default
     assert (tiny_model_dir / "decoding-study" / "decoding_study.md").is_file()
 
 
@@ -459,3 +536,13 @@ def test_cli_evaluate_rejects_unknown_rows(tiny_model_dir, capsys):
 
     assert cli.main(["evaluate", str(tiny_model_dir), "--rows", "greedy,nucleus"]) == 2
     assert "unknown study rows ['nucleus']" in capsys.readouterr().err
+
+
+def test_docstring_examples_of_the_study_and_report_run():
+    import doctest
+
+    from nsmc_gen.evaluation import report, study
+
+    for module in (study, report):
+        result = doctest.testmod(module)
+        assert result.attempted and not result.failed, module.__name__

@@ -1,8 +1,10 @@
-"""``nsmc-gen``: the command line. Parsing and printing only; every decision is made below.
+"""``nsmc-gen``: the command line. Parsing and printing only; every decision is made in the library.
 
 Each subcommand lives in its own module exposing ``register(subparsers)``, which adds its parser
 and sets ``func(args) -> int``. Errors from the library (``ValueError``, ``FileNotFoundError``)
-print as one line and exit with status 2, like argparse's own usage errors.
+print as one line and exit with status 2, like argparse's own usage errors. Building the parser
+imports nothing heavy (no torch, transformers, peft or gradio): each subcommand imports what it
+needs inside its ``func``, so ``--help`` is instant.
 """
 
 from __future__ import annotations
@@ -11,11 +13,20 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMAND_MODULES = ("generate", "evaluate", "demo", "push")
+SUBCOMMAND_MODULES = ("generate", "evaluate", "demo", "push", "serve")
+
+DESCRIPTION = (
+    "Fine-tune a Korean GPT on NSMC movie reviews, then write reviews of a chosen sentiment with "
+    "any decoding strategy, study the strategies, demo, publish and serve the model."
+)
+EPILOG = (
+    "Run 'nsmc-gen COMMAND --help' for a command's options. Training is a recipe: "
+    "accelerate launch recipes/finetune.py"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nsmc-gen", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="nsmc-gen", description=DESCRIPTION, epilog=EPILOG)
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMAND_MODULES:
         try:

@@ -11,7 +11,8 @@ import inspect
 import sys
 from typing import Any
 
-from nsmc_gen.modeling import EMBEDDED
+from nsmc_gen.cli._extras import require_extra
+from nsmc_gen.cli._model import EMBEDDED, check_model_argument, load_model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,15 +29,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_model_argument(args.model)
+    require_extra("demo")
     # Imported here: gradio takes seconds to import, and other subcommands must not pay for it.
     from nsmc_gen.demo import build_demo
-    from nsmc_gen.modeling import is_sentiment_model, load_model_and_tokenizer
+    from nsmc_gen.modeling import is_sentiment_model
 
     sentiment_control = is_sentiment_model(args.model)
-    try:
-        model, tokenizer = load_model_and_tokenizer(args.model)
-    except OSError as error:  # transformers' "not a folder, not reachable on the Hub"
-        raise ValueError(f"cannot load MODEL {args.model!r}: {error}") from error
+    model, tokenizer = load_model(args.model)
     demo = build_demo(model, tokenizer, **_sentiment_option(build_demo, sentiment_control, args.model))
     demo.launch(server_name=args.host, server_port=args.port, share=args.share)
     return 0

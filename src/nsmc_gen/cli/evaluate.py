@@ -1,11 +1,15 @@
 """``nsmc-gen evaluate MODEL``: the decoding study on a fine-tuned model (table, JSON, plot).
 
-nsmc-gen evaluate runs/finetune --num-reviews 100 --nsmc-dir ../shared/nsmc-rebuild
+Example:
+    nsmc-gen evaluate runs/embedded --num-reviews 100 --nsmc-dir ../shared/nsmc-rebuild
 """
 
 from __future__ import annotations
 
 import argparse
+
+from nsmc_gen.cli._extras import require_extra
+from nsmc_gen.cli._model import EMBEDDED, check_model_argument, load_model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,10 +18,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the decoding study: control, diversity and fluency of each decoding strategy",
         description="Generate reviews of both sentiments with each decoding strategy and measure them; "
         "writes decoding_study.md, .json and .png. The report is headed by the model's perplexity on "
-        "NSMC test and the judges' own accuracy.",
+        "the test reviews of --nsmc-dir and the judges' own accuracy there (the shipped sample and "
+        "the rebuild are labelled NSMC-rebuild).",
+        epilog="example:\n    " + __doc__.split("Example:\n")[1].strip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "model", help="a fine-tuned model folder or Hub id ('embedded': the embedded default)"
+        "model",
+        metavar="MODEL",
+        help=f"a fine-tuned model folder or Hub id ({EMBEDDED!r}: the embedded default)",
     )
     parser.add_argument(
         "--num-reviews", type=int, default=100, help="reviews per sentiment and strategy (default 100)"
@@ -45,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--test-reviews",
         type=int,
         default=2000,
-        help="NSMC test reviews for perplexity and judge accuracy (0: all)",
+        help="test reviews for perplexity and judge accuracy (default: %(default)s; 0: all)",
     )
     parser.add_argument(
         "--max-new-tokens", type=int, default=None, help="cap every row's reviews at this many tokens"
@@ -60,17 +69,16 @@ def run(args: argparse.Namespace) -> int:
     from nsmc_gen.evaluation.report import write_report
     from nsmc_gen.evaluation.study import run_study
     from nsmc_gen.model_folder import RUN_FACTS, record_evaluation
-    from nsmc_gen.modeling import load_model_and_tokenizer
 
-    if not args.model:
-        raise ValueError("MODEL must be a model folder, a Hub id or 'embedded'")
+    check_model_argument(args.model)
+    require_extra("eval")
     if args.output_dir is not None:
         output_dir = Path(args.output_dir)
     elif Path(args.model).is_dir():
         output_dir = Path(args.model) / "decoding-study"
     else:
         output_dir = Path("decoding-study")
-    model, tokenizer = load_model_and_tokenizer(args.model)
+    model, tokenizer = load_model(args.model)
     report = run_study(
         model,
         tokenizer,
@@ -94,16 +102,16 @@ def run(args: argparse.Namespace) -> int:
 
 def card_facts(report: dict) -> dict:
     """What the model card takes from a study: test perplexity, the default's control, the table."""
-    from nsmc_gen.evaluation.report import render_table
+    from nsmc_gen.evaluation.report import data_label, find_row, render_table
 
+    test = f"{report['judges']['independent']['test_reviews']:,} {data_label(report)}"
     facts = {
         "test_perplexity": round(report["perplexity"]["perplexity"], 2),
         "decoding_study": f"{report['num_reviews']} reviews per sentiment and strategy, seed "
         f"{report['seed']}; control by an independent TF-IDF judge (accuracy "
-        f"{report['judges']['independent']['accuracy']:.3f} on NSMC test) and by this model as a Bayes "
+        f"{report['judges']['independent']['accuracy']:.3f} on {test}) and by this model as a Bayes "
         f"classifier ({report['judges']['bayes']['accuracy']:.3f}).\n\n{render_table(report)}",
     }
-    default = [row for row in report["rows"] if row["name"] == "default"]
-    if default:
-        facts["sentiment_control"] = round(default[0]["control"], 3)
+    if default := find_row(report, "default"):
+        facts["sentiment_control"] = round(default["control"], 3)
     return facts

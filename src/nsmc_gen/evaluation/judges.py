@@ -10,7 +10,7 @@ Two judges, each with ``predict(texts) -> list[int]`` (1 = positive, 0 = negativ
 - :class:`TfidfJudge`: an independent classifier (scikit-learn: character 1-3-gram TF-IDF and
   logistic regression) trained on NSMC train in seconds and cached by the content of its data.
 
-A judge is only as good as its own accuracy on NSMC test: report it first
+A judge is only as good as its own accuracy on held-out test reviews: report it first
 (:func:`sentiment_control_accuracy` with the test reviews and their true labels).
 
 Example:
@@ -182,7 +182,10 @@ def load_judge(
         cache_dir: where fitted judges are kept (default :func:`default_cache_dir`).
         params: overrides of :data:`JUDGE_PARAMS`.
     """
-    import sklearn
+    try:
+        import sklearn
+    except ImportError as error:
+        raise ImportError(INSTALL_HINT) from error
 
     from nsmc_gen.data import load_nsmc
     from nsmc_gen.modeling import NSMC_SAMPLE

@@ -1,7 +1,8 @@
 """The decoding study's report: a Markdown table, a JSON file and a PNG plot, written atomically.
 
 The report is a plain dict (what :func:`nsmc_gen.evaluation.study.run_study` returns): a header
-(model, perplexity on NSMC test, the judges' own accuracy) and one row per decoding strategy.
+(model, perplexity on the test reviews, the judges' own accuracy) and one row per decoding strategy.
+Every figure names the data it was measured on (the report's ``data_name``, e.g. "NSMC-rebuild").
 Rendering knows nothing of models: it can be tested, and re-run, from the JSON alone.
 
 Example:
@@ -51,6 +52,28 @@ def _decoding_cell(decoding: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in shown.items()) or "generate_reviews defaults"
 
 
+def _also(row: dict[str, Any]) -> str:
+    """The other names of a row that stands for several (``guidance-2`` is also ``default``)."""
+    aliases = row.get("aliases") or []
+    return f"; also named {', '.join(aliases)}" if aliases else ""
+
+
+def find_row(report: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The report's row called ``name`` or merged under it (``default`` is ``guidance-2``'s alias).
+
+    Example:
+        >>> find_row({"rows": [{"name": "guidance-2", "aliases": ["default"]}]}, "default")["name"]
+        'guidance-2'
+    """
+    return next((row for row in report["rows"] if name in (row["name"], *row.get("aliases", ()))), None)
+
+
+def data_label(report: dict[str, Any]) -> str:
+    """What the test reviews are: ``"NSMC-rebuild test reviews"``, never the official split's name
+    unless the report says so (reports written before ``data_name``: named by their folder)."""
+    return f"{report.get('data_name') or report.get('data', 'the data')} test reviews"
+
+
 def render_table(report: dict[str, Any]) -> str:
     """The strategy table alone (what a model card shows)."""
     lines = [
@@ -58,7 +81,7 @@ def render_table(report: dict[str, Any]) -> str:
         "|---|---|" + "---:|" * len(COLUMNS),
     ]
     for row in report["rows"]:
-        decoding = _decoding_cell(row["decoding"])
+        decoding = _decoding_cell(row["decoding"]) + _also(row)
         cells = [_cell(row.get(key), fmt) for key, _, fmt in COLUMNS]
         lines.append(f"| {row['name']} | {decoding} | " + " | ".join(cells) + " |")
     if reference := report.get("reference"):
@@ -71,26 +94,31 @@ def render_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown: the header facts, then one table row per strategy."""
     judges, ppl = report["judges"], report["perplexity"]
     independent = judges["independent"]
+    test = data_label(report)
+    train = test.replace("test reviews", "train reviews")
     lines = [
         f"# Decoding study: {report['model']}",
         "",
-        f"- Perplexity on NSMC test ({ppl['test_reviews']:,} reviews, review tokens + EOS after the true "
+        f"- Perplexity on {ppl['test_reviews']:,} {test} (review tokens + EOS after the true "
         f"sentiment prefix): **{ppl['perplexity']:.2f}** ({ppl['loss']:.3f} nats/token)",
         f"- Independent judge ({independent['name']}, trained on {independent['train_reviews']:,} "
-        f"NSMC train reviews): accuracy **{independent['accuracy']:.3f}** on "
-        f"{independent['test_reviews']:,} NSMC test reviews",
+        f"{train}): accuracy **{independent['accuracy']:.3f}** on "
+        f"{independent['test_reviews']:,} {test}",
         f"- Bayes judge (this model, log p(review | 긍정) vs log p(review | 부정)): accuracy "
-        f"**{judges['bayes']['accuracy']:.3f}** on {judges['bayes']['test_reviews']:,} NSMC test reviews",
+        f"**{judges['bayes']['accuracy']:.3f}** on {judges['bayes']['test_reviews']:,} {test}",
         f"- {report['num_reviews']} reviews per sentiment and strategy, seed {report['seed']}; words are "
-        "whitespace-separated; 'known words': share of generated words found in NSMC train reviews; "
+        f"whitespace-separated; 'known words': share of generated words found in the {train}; "
         "'real vs generated': cross-validated accuracy of a classifier (char 1-3-gram TF-IDF + logistic "
-        "regression) telling the row's reviews from as many NSMC test reviews (0.5: indistinguishable; "
-        "the human row: against other NSMC test reviews). "
+        f"regression) telling the row's reviews from as many {test} (0.5: indistinguishable; "
+        f"the human row: against other {test}). "
         "Repetition penalty 1.0 and guidance scale 1.0 (both off) unless a row says otherwise; no row "
-        "has a length floor (min_new_tokens 0) unless it says so.",
+        "has a length floor (min_new_tokens 0) unless it says so. Rows that decode the same way are "
+        "one row, 'also named' by the others (the default decoding is guidance-2).",
         "",
         render_table(report),
     ]
+    if report.get("notes"):
+        lines += ["", *(f"- {note}" for note in report["notes"])]
     if any(row.get("deterministic") for row in report["rows"]):
         lines += [
             "",

@@ -1,13 +1,15 @@
 """The decoding study: the course's decoding lesson, measured on your own model.
 
-For each strategy in :data:`STUDY_ROWS` (greedy, beam search, temperature, top-k, top-p, the
+For each decoding in :data:`STUDY_ROWS` (greedy, beam search, temperature, top-k, top-p, the
 repetition penalty, no-repeat-3-gram, sentiment guidance, and the default's treatment of EOS) the
 study generates ``num_reviews`` reviews per sentiment through
 :func:`nsmc_gen.generation.generate_reviews` with one fixed seed (common random numbers: rows differ
 by their decoding only) and measures control, diversity, fluency, length, realness (how well a
-classifier tells the reviews from as many real NSMC test reviews: the ``discriminator`` metric) and
-speed. The report is headed by the model's perplexity on NSMC test and the judges' own accuracy, and
-ends with a reference row measured on real NSMC test reviews (its realness: against other real ones).
+classifier tells the reviews from as many real test reviews: the ``discriminator`` metric) and
+speed. The report is headed by the model's perplexity on the test reviews and the judges' own
+accuracy, and ends with a reference row measured on real test reviews (its realness: against other
+real ones). Figures are labelled with the data they were measured on (:func:`data_name`): the
+shipped sample and the rebuild are "NSMC-rebuild", never "NSMC test".
 
 Example:
     >>> from nsmc_gen.modeling import load_model_and_tokenizer
@@ -62,6 +64,53 @@ STUDY_ROWS: dict[str, dict[str, Any]] = {
     "eos-floor-8": {"min_new_tokens": 8},
     "default": {},
 }
+
+
+def resolved_decoding(decoding: dict[str, Any]) -> dict[str, Any]:
+    """Every setting ``generate_reviews`` would use for a row asked with a sentiment."""
+    from nsmc_gen.generation import decoding_settings
+
+    return decoding_settings(sentiment=SENTIMENTS[1], **decoding)
+
+
+def _merge_equal_rows(
+    rows: dict[str, dict[str, Any]],
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Rows that decode the same way, once: the first keeps its place, the others become its aliases.
+
+    The sweeps overlap (the penalty sweep starts at top-p 0.8 without a penalty, which is the
+    top-p-0.8 row; guidance 1 is penalty-1.2; guidance 2 is what generate_reviews does by default),
+    and equal settings with one seed give the same reviews: a table listing both only repeats a row.
+    """
+    kept: dict[str, dict[str, Any]] = {}
+    aliases: dict[str, str] = {}
+    first: dict[str, str] = {}
+    for name, decoding in rows.items():
+        key = repr(sorted(resolved_decoding(decoding).items()))
+        if key in first:
+            aliases[name] = first[key]
+        else:
+            first[key] = name
+            kept[name] = decoding
+    return kept, aliases
+
+
+# STUDY_ROWS names every row of the lesson (the notebook and the demo show them all); the study
+# measures each decoding once: DISTINCT_ROWS in table order, ROW_ALIASES a merged row's other names
+# -> its name (``--rows penalty-1.0`` still works; the table's top-p-0.8 row says "also named penalty-1.0").
+DISTINCT_ROWS, ROW_ALIASES = _merge_equal_rows(STUDY_ROWS)
+
+
+def row_names(name: str) -> list[str]:
+    """A row's name and its aliases.
+
+    Example:
+        >>> row_names("top-p-0.8")
+        ['top-p-0.8', 'penalty-1.0']
+    """
+    return [name, *(alias for alias, kept in ROW_ALIASES.items() if kept == name)]
+
+
 DETERMINISTIC_STRATEGIES = ("greedy", "beam")  # one review per prompt: asking N times gives N copies
 REPETITION_N = 2  # the repetition column: a word 2-gram occurring twice in one review
 SHORT = 5  # the "short output" column: fewer characters than this
@@ -238,13 +287,69 @@ def measure(
 
 
 def realness(texts: Sequence[str], real_texts: Sequence[str], metrics: dict[str, Any]) -> float | None:
-    """The ``discriminator`` metric's accuracy (0.5: indistinguishable from the real texts)."""
-    if len(texts) != len(real_texts) or len(texts) < 2 * DISCRIMINATOR_FOLDS:
+    """The ``discriminator`` metric's accuracy (0.5: indistinguishable from the real texts).
+
+    None where it cannot be measured: unequal or too few texts, or a classifier that cannot be
+    fitted (a row whose reviews are all one text, as beam search gives when both sentiments get
+    the same review: some folds then train on real reviews only). :func:`realness_note` says why.
+    """
+    if realness_note(texts, real_texts) is not None:
         return None
-    result = metrics["discriminator"].compute(
-        predictions=list(texts), references=list(real_texts), folds=DISCRIMINATOR_FOLDS
-    )
+    try:
+        result = metrics["discriminator"].compute(
+            predictions=list(texts), references=list(real_texts), folds=DISCRIMINATOR_FOLDS
+        )
+    except ValueError:  # a fold without generated reviews to train on: the caller's note says so
+        return None
     return result["discriminator_accuracy"]
+
+
+def realness_note(texts: Sequence[str], real_texts: Sequence[str]) -> str | None:
+    """Why :func:`realness` cannot be measured on these texts, in one line (None: it can).
+
+    Example:
+        >>> realness_note(["같은 리뷰"] * 20, [f"리뷰 {i}" for i in range(20)])
+        'real vs generated not measured: one distinct review (its fold trains on real ones only)'
+    """
+    return _count_note(len(texts), len(real_texts)) or _distinct_note(texts)
+
+
+def _count_note(count: int, real: int) -> str | None:
+    if count != real or count < 2 * DISCRIMINATOR_FOLDS:
+        return (
+            f"real vs generated not measured: {count} reviews against {real} real ones "
+            f"(it needs as many, and at least {2 * DISCRIMINATOR_FOLDS})"
+        )
+    return None
+
+
+def _distinct_note(texts: Sequence[str]) -> str | None:
+    # Equal texts share a fold (the discriminator groups them): with one distinct review, the fold
+    # that holds it trains on real reviews alone, and the classifier cannot be fitted.
+    if len(set(texts)) < 2:
+        return "real vs generated not measured: one distinct review (its fold trains on real ones only)"
+    return None
+
+
+def data_name(data_dir: str | Path) -> str:
+    """How the report names the reviews in ``data_dir``: never "NSMC" for the rebuild.
+
+    The shipped sample and ``../shared/nsmc-rebuild`` are drawn from a rebuild of NSMC, not the
+    official files; another folder is named by its name (the study cannot tell official files).
+
+    Example:
+        >>> from nsmc_gen.modeling import NSMC_SAMPLE
+        >>> data_name(NSMC_SAMPLE), data_name("../shared/nsmc-rebuild"), data_name("/data/my-reviews")
+        ('NSMC-rebuild sample', 'NSMC-rebuild', 'my-reviews')
+    """
+    from nsmc_gen.modeling import NSMC_SAMPLE
+
+    path = Path(data_dir)
+    if path.resolve() == NSMC_SAMPLE.resolve():
+        return "NSMC-rebuild sample"
+    if "rebuild" in path.name.lower():
+        return "NSMC-rebuild"
+    return path.resolve().name
 
 
 def run_study(
@@ -267,12 +372,13 @@ def run_study(
     Args:
         model, tokenizer: a model trained on the sentiment format (``긍정 <review>``).
         num_reviews: reviews per sentiment and row (>= 2: self-BLEU compares reviews).
-        rows: names from :data:`STUDY_ROWS` (default: all, in table order).
+        rows: names from :data:`STUDY_ROWS` (default: all, in table order); rows that decode the
+            same way are measured once, under the first name (:data:`ROW_ALIASES`).
         seed: the generation seed of every row, and of the test sample.
         nsmc_dir: NSMC files (the full rebuild gives the better judge); ``None``: the shipped sample.
         nsmc: the splits already loaded (a ``DatasetDict`` with ``train`` and ``test``) instead of
             ``load_nsmc(nsmc_dir)``.
-        test_reviews: NSMC test reviews (seeded sample) for perplexity and the judges' accuracy
+        test_reviews: test reviews (seeded sample) for perplexity and the judges' accuracy
             (0: all of them).
         judge: the independent judge (default: :func:`load_judge` on ``nsmc_dir``, cached).
         max_new_tokens: a cap on every row's review length in tokens (default: generate_reviews').
@@ -282,10 +388,11 @@ def run_study(
     from nsmc_gen.data import load_nsmc
     from nsmc_gen.modeling import NSMC_SAMPLE
 
-    names = list(STUDY_ROWS) if rows is None else list(rows)
-    unknown = [name for name in names if name not in STUDY_ROWS]
+    asked = list(STUDY_ROWS) if rows is None else list(rows)
+    unknown = [name for name in asked if name not in STUDY_ROWS]
     if unknown:
         raise ValueError(f"unknown study rows {unknown}; valid rows: {', '.join(STUDY_ROWS)}")
+    names = list(dict.fromkeys(ROW_ALIASES.get(name, name) for name in asked))  # a merged row once
     if num_reviews < 2:
         raise ValueError(f"num_reviews must be >= 2 (self-BLEU compares reviews), got {num_reviews}")
     if test_reviews < 0:
@@ -306,24 +413,22 @@ def run_study(
     other_human, _ = human_sample(test_texts, test_labels, num_reviews, skip=num_reviews)
 
     bar = tqdm(total=len(names) + 1, desc="decoding study", disable=not progress)
-    bar.set_postfix_str("perplexity and judges on NSMC test")
+    bar.set_postfix_str("perplexity and judges on the test reviews")
     perplexity, judges = test_header(model, tokenizer, test_texts, test_labels, judge, bayes)
     judges["independent"].update(name=INDEPENDENT_JUDGE, train_reviews=nsmc["train"].num_rows)
     bar.update()
-    generated: dict[str, tuple] = {}  # rows with the same decoding (penalty-1.0 = top-p-0.8) share it
     report_rows = []
+    notes = [note] if (note := _count_note(2 * num_reviews, len(human_texts))) else []
     for name in names:
         bar.set_postfix_str(name)
         decoding = {
             **STUDY_ROWS[name],
             **({} if max_new_tokens is None else {"max_new_tokens": max_new_tokens}),
         }
-        key = repr(sorted(decoding.items()))
-        if key not in generated:
-            generated[key] = generate_row(model, tokenizer, decoding, num_reviews, seed)
-        texts, labels, seconds, tokens = generated[key]
+        texts, labels, seconds, tokens = generate_row(model, tokenizer, decoding, num_reviews, seed)
         row = {
             "name": name,
+            "aliases": row_names(name)[1:],
             "family": family(name),
             "decoding": {k: "inf" if v == math.inf else v for k, v in decoding.items()},  # strict JSON
             "deterministic": decoding.get("strategy") in DETERMINISTIC_STRATEGIES,
@@ -336,12 +441,17 @@ def run_study(
             ]
             for label, sentiment in enumerate(SENTIMENTS)
         }
+        if row["discriminator"] is None and not _count_note(len(texts), len(human_texts)):
+            note = _distinct_note(texts) or "real vs generated not measured: a fold could not be fitted"
+            notes.append(f"{name}: {note}")
+            bar.write(f"decoding study: {name}: {note}")  # one line, beside the bar
         report_rows.append(row)
         bar.update()
     bar.close()
     # the same columns on real reviews (realness: against the next num_reviews of each sentiment)
+    label = data_name(data_dir)
     reference = {
-        "name": "NSMC test",
+        "name": f"{label} test reviews",
         **measure(human_texts, human_labels, judge, bayes, known, metrics, other_human),
     }
     return {
@@ -349,8 +459,10 @@ def run_study(
         "num_reviews": num_reviews,
         "seed": seed,
         "data": str(data_dir),
+        "data_name": label,
         "perplexity": perplexity,
         "judges": judges,
         "rows": report_rows,
         "reference": reference,
+        "notes": notes,
     }

@@ -70,7 +70,15 @@ class Discriminator(evaluate.Metric):
         splits = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
         first = {}
         groups = [first.setdefault(text, len(first)) for text in texts]  # equal texts, one group
-        scores = cross_val_score(classifier, texts, labels, groups=groups, cv=splits, scoring="accuracy")
+        distinct = min(len(set(predictions)), len(set(references)))
+        if distinct < 2:  # equal texts share a fold: the fold holding the one text trains on one kind
+            raise ValueError(
+                f"the discriminator needs at least 2 distinct texts of each kind, got {distinct}"
+            )
+        # error_score="raise": a fold that cannot be fitted is an error, not a warning and a NaN
+        scores = cross_val_score(
+            classifier, texts, labels, groups=groups, cv=splits, scoring="accuracy", error_score="raise"
+        )
         return {
             "discriminator_accuracy": float(scores.mean()),
             "discriminator_accuracy_std": float(scores.std()),
