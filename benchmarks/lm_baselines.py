@@ -38,6 +38,7 @@ import torch
 from nsmc_gen.data import load_nsmc
 from nsmc_gen.evaluation.judges import BayesJudge
 from nsmc_gen.evaluation.scoring import review_log_probs
+from nsmc_gen.evaluation.study import data_name
 from nsmc_gen.formatting import tokenize_reviews
 from nsmc_gen.modeling import EMBEDDED_BASE, load_embedded_tokenizer, load_model_and_tokenizer
 
@@ -194,7 +195,8 @@ def main() -> None:
         print(f"{name}: {time.perf_counter() - started:.1f} s", flush=True)
 
     columns = ("shared", "shared_unknown_sentiment", "all")
-    print(f"\nPer-token loss (nats) on {len(texts):,} NSMC test reviews, review tokens only\n")
+    data = f"{len(texts):,} {data_name(args.nsmc_dir)} test reviews"
+    print(f"\nPer-token loss (nats) on {data}, review tokens only\n")
     print("| model | " + " | ".join(columns) + " |")
     print("|---|" + "---:|" * len(columns))
     for name, row in results.items():

@@ -3,7 +3,8 @@
     python benchmarks/selected_real_reviews.py runs/embedded [--nsmc-dir ../shared/nsmc-rebuild]
         [--margins 0,1,2] [--num-reviews 100] [--test-reviews 2000] [--seed 0]
 
-The decoding study's columns for NSMC test reviews instead of generated ones: the reviews after the
+The decoding study's columns for test reviews of ``--nsmc-dir`` (an NSMC rebuild by default) instead
+of generated ones: the reviews after the
 study's reference sample (the same seeded test sample, ``--num-reviews`` per sentiment), kept when
 the model's log-odds for their label (:meth:`BayesJudge.log_odds`, nats) exceed each margin; the
 first ``--num-reviews`` per sentiment are scored by the independent judge (control), the known-word

@@ -435,7 +435,8 @@ def test_cli_serves_the_page(monkeypatch, tiny_model_dir):
 def test_cli_reports_a_missing_model_in_one_line(capsys, tmp_path):
     assert main(["demo", str(tmp_path / "no-such-model")]) == 2
     error = capsys.readouterr().err
-    assert error.startswith("nsmc-gen demo: error: cannot load MODEL") and "Traceback" not in error
+    assert error.startswith("nsmc-gen demo: error: MODEL") and "no such model folder" in error
+    assert "Traceback" not in error
 
 
 def test_space_app_loads_the_model_named_by_the_environment(monkeypatch, tiny_model_dir):

@@ -297,7 +297,7 @@ def _stage(name: str, repo_id: str, token: str | None) -> Iterator[None]:
 def _resolve_token(token: str | None) -> str:
     token = token or get_token()
     if not token:
-        raise ValueError("no Hub token: set HF_TOKEN or run `hf auth login` (or pass token=)")
+        raise ValueError("no Hub token: set HF_TOKEN or run `hf auth login` (or pass token= from Python)")
     return token
 
 

@@ -106,6 +106,7 @@ def card_facts(report: dict) -> dict:
 
     test = f"{report['judges']['independent']['test_reviews']:,} {data_label(report)}"
     facts = {
+        "test_data": test,  # the card names the data of every figure (never "NSMC test")
         "test_perplexity": round(report["perplexity"]["perplexity"], 2),
         "decoding_study": f"{report['num_reviews']} reviews per sentiment and strategy, seed "
         f"{report['seed']}; control by an independent TF-IDF judge (accuracy "

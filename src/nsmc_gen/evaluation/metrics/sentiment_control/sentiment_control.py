@@ -3,7 +3,7 @@
 ``predictions`` are generated reviews, ``references`` the sentiment each was generated for
 (1 positive, 0 negative); the judge is any object with ``predict(texts) -> list[int]``, e.g.
 ``nsmc_gen.evaluation.load_judge()`` (independent) or ``BayesJudge(model, tokenizer)``. The
-result is only as trustworthy as the judge's own accuracy on NSMC test.
+result is only as trustworthy as the judge's own accuracy on held-out test reviews.
 
 Example:
     >>> import evaluate
