@@ -677,7 +677,7 @@ def test_docstring_examples_run():
     assert result.attempted > 10 and result.failed == 0
 
 
-# ---------------------------------------------------------------- the pure functions (vLLM's adapters call them)
+# ---------------------------------------------------------------- pure functions (vLLM's adapters call them)
 
 
 def test_top_k_cut_equals_transformers_bit_for_bit():
