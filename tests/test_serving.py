@@ -45,7 +45,10 @@ VLLM_UNINSTALL = ("torchvision", "torchaudio", "torchcodec")
 START_TIMEOUT = 420  # seconds for /health to answer (~60 s here when the machine is not crowded)
 # the `nsmc-gen` command, run from this interpreter
 NSMC_GEN = (sys.executable, "-c", "import sys; from nsmc_gen.cli import main; sys.exit(main())")
-PRIOR = [-3.0, -2.0, -1.0, -0.5]  # the folder's length prior: strong enough to change what is sampled
+# The folder's length prior: a random model almost never ends a text (EOS log-probability ~ -9, the
+# top token's ~ -4.5); this bias makes EOS a likely token, so that the prior and EOS keeping its
+# probability both change what is sampled.
+PRIOR = [7.0, 7.0, 7.5, 8.0]
 
 
 @pytest.fixture(scope="session")
@@ -199,7 +202,6 @@ def test_defaults_from_generation_config_apply_when_a_request_leaves_them_out(se
     }
     changed = {
         "top_p": {"top_p": 1.0},
-        "penalty": {"repetition_penalty": 1.0},
         "prior": {"vllm_xargs": {"length_prior": False}},
         "keep_eos": {"vllm_xargs": {"keep_eos_probability": False}},
     }
@@ -211,6 +213,10 @@ def test_defaults_from_generation_config_apply_when_a_request_leaves_them_out(se
         for name, body in changed.items():
             differs[name] |= token_ids(server, prompt, max_tokens=40, seed=seed, **body) != default
     assert all(differs.values()), differs
+    # the penalty, greedily (sampled texts end within a few tokens here: the prior)
+    greedy = token_ids(server, prompt, max_tokens=40, temperature=0)
+    assert token_ids(server, prompt, max_tokens=40, temperature=0, repetition_penalty=1.2) == greedy
+    assert token_ids(server, prompt, max_tokens=40, temperature=0, repetition_penalty=1.0) != greedy
 
 
 def test_the_strict_penalty_never_repeats_a_token(server, tokenizer):
