@@ -80,9 +80,18 @@ def server_command(
 
 def server_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
     """The server's environment: our adapter's folder first on PYTHONPATH (vLLM imports the processor
-    by name in its engine process)."""
+    by name in its engine process), and vLLM's V1 model runner unless the caller chose: our processor
+    implements V1's logits-processor interface, and vLLM 0.32 picks its V2 runner (another interface)
+    on GPUs with Triton (on CPU it has no Triton and runs V1 anyway).
+
+    Example:
+        >>> env = server_environment({"PYTHONPATH": "/x"})
+        >>> env["PYTHONPATH"].endswith(":/x"), env["VLLM_USE_V2_MODEL_RUNNER"]
+        (True, '0')
+    """
     env = dict(os.environ if environ is None else environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ADAPTER_DIR), env.get("PYTHONPATH")) if p)
+    env.setdefault("VLLM_USE_V2_MODEL_RUNNER", "0")
     return env
 
 
