@@ -33,7 +33,7 @@ from nsmc_gen.custom_generate import generate as custom_generate
 from nsmc_gen.decoding import recommended_generation_config
 from nsmc_gen.model_folder import save_length_prior
 from nsmc_gen.modeling import save_tokenizer
-from nsmc_gen.serving import launch
+from nsmc_gen.serving import VLLM_ADAPTER, launch
 
 pytestmark = pytest.mark.slow
 
@@ -285,7 +285,7 @@ def test_the_adapter_processes_logits_exactly_as_our_transformers_processors(vll
     top-k and top-p are left neutral (never applied beside ours), and the field names agree."""
     carried = tmp_path / "custom_generate"
     carried.mkdir()
-    for source in (REPO / "src/nsmc_gen/serving/nsmc_gen_vllm.py", REPO / "src/nsmc_gen/processors.py"):
+    for source in (VLLM_ADAPTER, REPO / "src/nsmc_gen/processors.py"):
         shutil.copy(source, carried)
     generator = torch.Generator().manual_seed(0)
     vocab = 6000

@@ -8,3 +8,9 @@ nsmc-gen's decoding.
 
 Importing this package imports nothing heavy.
 """
+
+from pathlib import Path
+
+# The vLLM adapter's file: the server imports it by name from its folder (``nsmc_gen_vllm``), and a
+# model folder's ``custom_generate/`` carries a copy beside ``processors.py``.
+VLLM_ADAPTER = Path(__file__).resolve().with_name("nsmc_gen_vllm.py")

@@ -15,9 +15,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from nsmc_gen.serving import VLLM_ADAPTER
+
 SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 PROCESSOR = "nsmc_gen_vllm:NsmcGenLogitsProcessor"
-ADAPTER_DIR = Path(__file__).resolve().parent  # holds nsmc_gen_vllm.py; ../processors.py beside it
+ADAPTER_DIR = VLLM_ADAPTER.parent  # the server imports nsmc_gen_vllm from here; it finds ../processors.py
 # config.json fields that give a model's number of positions (GPT-2 names first)
 POSITION_FIELDS = ("n_positions", "max_position_embeddings", "n_ctx")
 
