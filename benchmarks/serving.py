@@ -11,7 +11,9 @@ each one's latency runs from its request to its whole review. The demo (``nsmc-g
 one generation at a time) is called through ``gradio_client``, as tests/test_demo.py does; the vLLM
 server (``nsmc-gen serve``) through its OpenAI-compatible ``/v1/completions``; ``generate_reviews``
 makes all the clients' reviews as one batch, so each one waits for the whole batch. The servers run
-one after the other, each alone on the machine with its default threads. Not a test.
+one after the other, each computing with ``--threads`` torch threads (default 1: vLLM's CPU backend
+binds its model to the cores it does not reserve for its frontend, one on a 2-core machine; and two
+torch threads on a busy 2-core machine can be ~10x slower than one, see FIELD-NOTES). Not a test.
 """
 
 from __future__ import annotations
@@ -162,7 +164,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[32, 128])
     parser.add_argument("--port", type=int, default=8771, help="the demo's port; vLLM's is the next one")
     parser.add_argument("--logs", type=Path, default=Path("/tmp"), help="where the servers' logs go")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the demo and in-process")
     args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the demo's process (vLLM binds its own cores)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     max_tokens = json.loads((args.folder / "generation_config.json").read_text()).get("max_new_tokens", 64)
@@ -171,7 +178,10 @@ def main(argv: list[str] | None = None) -> None:
         *vllm(args.folder, args.clients, args.port + 1, args.python, max_tokens, args.logs),
         *in_process(args.folder, args.clients),
     ]
-    print(f"\n{args.folder}: one positive review per client, guidance off, max_new_tokens {max_tokens}\n")
+    print(
+        f"\n{args.folder}: one positive review per client, guidance off, max_new_tokens {max_tokens}, "
+        f"{args.threads} torch thread(s)\n"
+    )
     columns = list(rows[0])
     print("| " + " | ".join(columns) + " |")
     print("|---|" + "---:|" * (len(columns) - 1))
