@@ -373,6 +373,7 @@ BAD_REQUESTS = [
     ({"vllm_xargs": {"length_prior": "long"}}, "vllm_xargs.length_prior"),
     ({"vllm_xargs": {"keep_eos_probability": 2}}, "vllm_xargs.keep_eos_probability"),
     ({"vllm_xargs": {"top_p_eos": 0.9}}, "vllm_xargs.top_p_eos"),
+    ({"top_p": 0.5, "vllm_xargs": {"nsmc_gen": 1}}, "vllm_xargs.nsmc_gen"),  # the server's own key
 ]
 
 

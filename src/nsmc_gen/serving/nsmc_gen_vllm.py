@@ -43,7 +43,7 @@ import importlib.util
 import math
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -134,6 +134,28 @@ def _prior(name: str, value: Any) -> bool | list[float]:
         raise _invalid(name, value, REQUEST_SETTINGS[LENGTH_PRIOR_FIELD]) from None
 
 
+def _check_taken(taken: Any, params: SamplingParams) -> None:
+    """What :meth:`NsmcGenLogitsProcessor.validate_params` took over, checked when it meets it again."""
+    name = f"vllm_xargs.{TAKEN}"
+    greedy = params.temperature < _SAMPLING_EPS
+    neutral = params.repetition_penalty == 1.0 and (
+        greedy or (params.temperature == 1.0 and params.top_k in (0, -1) and params.top_p == 1.0)
+    )
+    valid = {
+        "repetition_penalty": lambda v: _penalty(name, v) > 0,
+        "temperature": lambda v: isinstance(v, (int, float)) and 0 < v < math.inf,
+        "top_k": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+        "top_p": lambda v: isinstance(v, (int, float)) and 0 < v <= 1,
+    }
+    if (
+        not neutral
+        or not isinstance(taken, dict)
+        or "repetition_penalty" not in taken
+        or not all(key in valid and valid[key](value) for key, value in taken.items())
+    ):
+        raise _invalid(name, taken, "left to the server (it moves the standard settings there)")
+
+
 def check_request_settings(extra_args: Mapping[str, Any]) -> dict[str, Any]:
     """The request's own settings (``vllm_xargs``) checked and normalised; a 400 naming a bad one.
 
@@ -195,7 +217,6 @@ class _Request:
     settings: Settings
     prompt_ids: list[int]
     output_ids: list[int]  # vLLM's live list: it grows as the request generates
-    seen: list[int] = field(default_factory=list)
 
 
 class NsmcGenLogitsProcessor(LogitsProcessor):
@@ -221,11 +242,8 @@ class NsmcGenLogitsProcessor(LogitsProcessor):
         """
         extra = dict(sampling_params.extra_args or {})
         ours = check_request_settings(extra)
-        if TAKEN in extra:  # already taken over (validated again): check what was taken
-            taken = extra[TAKEN]
-            if not isinstance(taken, dict):
-                raise _invalid(f"vllm_xargs.{TAKEN}", taken, "set by the server only")
-            _penalty(f"vllm_xargs.{TAKEN}.repetition_penalty", taken.get("repetition_penalty", 1.0))
+        if TAKEN in extra:  # validated before: vLLM's own settings must be the neutral ones we left
+            _check_taken(extra[TAKEN], sampling_params)
             return
         taken = {"repetition_penalty": ours.get("repetition_penalty", sampling_params.repetition_penalty)}
         sampling_params.repetition_penalty = 1.0
