@@ -25,6 +25,12 @@ from nsmc_gen.processors import (
     LengthPriorLogitsProcessor,
     NucleusLogitsProcessor,
     StrictRepetitionPenaltyLogitsProcessor,
+    add_eos_bias,
+    keep_eos_probability,
+    length_prior_bias,
+    nucleus_cut,
+    repetition_penalty,
+    top_k_cut,
 )
 
 INF = float("inf")
@@ -669,3 +675,49 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(nsmc_gen.processors, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 10 and result.failed == 0
+
+
+# ---------------------------------------------------------------- pure functions (vLLM's adapters call them)
+
+
+def test_top_k_cut_equals_transformers_bit_for_bit():
+    scores = torch.randn(6, 300, generator=torch.Generator().manual_seed(3))
+    scores[0, :5] = scores[0, 5]  # ties at the cut
+    for k, keep in [(1, 1), (7, 1), (2, 5), (400, 1)]:
+        expected = TopKLogitsWarper(k, min_tokens_to_keep=keep)(None, scores)
+        assert torch.equal(top_k_cut(scores, k, keep), expected)
+
+
+def test_penalty_on_rows_padded_with_ids_beyond_the_head_equals_each_row_alone():
+    """vLLM's adapter pads the rows' histories (of different lengths) with the vocabulary size."""
+    vocab = 40
+    scores = torch.randn(3, vocab, generator=torch.Generator().manual_seed(0))
+    histories = [[1, 2, 3, 2], [7], [5, 9, 11, 13, 5, 39]]
+    width = max(map(len, histories))
+    padded = torch.tensor([h + [vocab] * (width - len(h)) for h in histories])
+    for penalty in (1.3, INF):
+        together = repetition_penalty(scores, padded, penalty)
+        for row, history in enumerate(histories):
+            alone = StrictRepetitionPenaltyLogitsProcessor(penalty)(
+                torch.tensor([history]), scores[row : row + 1]
+            )
+            assert torch.equal(together[row : row + 1], alone)
+
+
+def test_add_eos_bias_per_row_equals_the_length_prior_row_by_row():
+    scores = torch.randn(3, 10, generator=torch.Generator().manual_seed(1))
+    prior = [-2.0, -1.0, 0.5]
+    generated = [0, 1, 7]
+    bias = torch.tensor([length_prior_bias(prior, g) for g in generated])
+    together = add_eos_bias(scores, [0, 4], bias)
+    for row, count in enumerate(generated):
+        ids = torch.zeros(1, 2 + count, dtype=torch.long)
+        alone = LengthPriorLogitsProcessor(prior, [0, 4], prompt_length=2)(ids, scores[row : row + 1])
+        assert torch.equal(together[row : row + 1], alone)
+
+
+def test_keep_eos_probability_function_equals_the_processor():
+    scores = torch.randn(4, 50, generator=torch.Generator().manual_seed(2))
+    processor = KeepEOSProbabilityLogitsProcessor([TopKLogitsWarper(10), NucleusLogitsProcessor(0.7)], [0, 3])
+    by_function = keep_eos_probability(scores, [0, 3], lambda s: nucleus_cut(top_k_cut(s, 10), 0.7))
+    assert torch.equal(by_function, processor(None, scores))

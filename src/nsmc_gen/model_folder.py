@@ -389,13 +389,15 @@ def install_custom_generate(model_dir: str | os.PathLike, review_format: ReviewF
         recommended_generation_config,
         sentiment_guidance,
     )
+    from nsmc_gen.serving import VLLM_ADAPTER
 
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"model_dir must be a saved model folder (with config.json): {model_dir}")
     target = model_dir / "custom_generate"
     target.mkdir(exist_ok=True)
-    for source in (Path(custom_generate.__file__), Path(processors.__file__)):
+    # The vLLM adapter travels by path (importing it would import vllm): a folder alone can be served.
+    for source in (Path(custom_generate.__file__), Path(processors.__file__), VLLM_ADAPTER):
         atomic_write(target / source.name, partial(shutil.copyfile, source))
     if (model_dir / GENERATION_CONFIG).is_file():
         config = GenerationConfig.from_pretrained(model_dir)

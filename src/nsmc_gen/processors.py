@@ -1,20 +1,24 @@
-"""Our own logits processors: the CTRL repetition penalty with a strict form, a fast nucleus filter, a
+"""Our logits processors: the CTRL repetition penalty with a strict form, a fast nucleus filter, a
 wrapper that lets other processors act on the continuation only, leaving the model's probability of
 ending the text as it is, and a length prior on that probability.
 
-Both are ``transformers.LogitsProcessor`` subclasses, ``(input_ids, scores) -> scores``, so they work in
-``model.generate(logits_processor=LogitsProcessorList([...]))``, in pipelines and in beam search. Pass
-them with the built-in counterparts switched off (``repetition_penalty=1.0``, ``top_p=1.0``), or
-transformers applies both.
+The arithmetic of each cut is one pure torch function (:func:`repetition_penalty`,
+:func:`nucleus_cut`, :func:`top_k_cut`, :func:`keep_eos_probability`, :func:`add_eos_bias`); the
+``transformers.LogitsProcessor`` classes below are thin wrappers over them, ``(input_ids, scores) ->
+scores``, so they work in ``model.generate(logits_processor=LogitsProcessorList([...]))``, in pipelines
+and in beam search. vLLM's adapters (:mod:`nsmc_gen.serving.nsmc_gen_vllm`) call the same functions.
+Pass the classes with the built-in counterparts switched off (``repetition_penalty=1.0``,
+``top_p=1.0``), or transformers applies both.
 
-This module is self-contained (torch, transformers and the standard library only) so that it can be
-copied as is into a model folder's ``custom_generate/``.
+This module is self-contained (torch, transformers' ``LogitsProcessor`` base class and the standard
+library only; any transformers version has it, vLLM's own included) so that it can be copied as is
+into a model folder's ``custom_generate/`` and imported beside vLLM.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from numbers import Real
 
 import torch
@@ -25,7 +29,13 @@ __all__ = [
     "LengthPriorLogitsProcessor",
     "NucleusLogitsProcessor",
     "StrictRepetitionPenaltyLogitsProcessor",
+    "add_eos_bias",
+    "keep_eos_probability",
+    "length_prior_bias",
+    "nucleus_cut",
     "nucleus_threshold",
+    "repetition_penalty",
+    "top_k_cut",
 ]
 
 
@@ -116,37 +126,57 @@ class StrictRepetitionPenaltyLogitsProcessor(LogitsProcessor):
         self.pad_token_id = _check_optional_index("pad_token_id", pad_token_id)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if self.penalty == 1.0:
-            return scores
         ids = input_ids if self.prompt_length is None else input_ids[:, self.prompt_length :]
-        if ids.shape[-1] == 0:
-            return scores
-        vocab_size = scores.shape[-1]
-        # The common path is gather -> rule -> scatter into a copy: one full copy of ``scores`` (where
-        # transformers makes two, padding by a column and scattering). Ignored positions (pad, ids beyond
-        # the head) take the id of a token the same row does penalise, so every write to one place
-        # carries the same value; a row with nothing to penalise writes its own score back.
-        ignored = ids >= vocab_size
-        if self.pad_token_id is not None:
-            ignored |= ids == self.pad_token_id
-        has_ignored = bool(ignored.any())
-        if has_ignored:
-            valid = ~ignored
-            has_valid = valid.any(dim=1, keepdim=True)
-            stand_in = ids.gather(1, valid.to(torch.uint8).argmax(dim=1, keepdim=True))
-            stand_in = stand_in.masked_fill(~has_valid, 0)
-            ids = torch.where(ignored, stand_in, ids)
-        if math.isinf(self.penalty) and not has_ignored:
-            return scores.scatter(1, ids, float("-inf"))
-        score = torch.gather(scores, 1, ids)
-        if math.isinf(self.penalty):
-            penalised = torch.full_like(score, float("-inf"))
-        else:
-            # The same expression as transformers, hence the same bits.
-            penalised = torch.where(score < 0, score * self.penalty, score / self.penalty)
-        if has_ignored:
-            penalised = torch.where(has_valid, penalised, score)
-        return scores.scatter(1, ids, penalised)
+        return repetition_penalty(scores, ids, self.penalty, self.pad_token_id)
+
+
+def repetition_penalty(
+    scores: torch.Tensor, seen_ids: torch.Tensor, penalty: float, pad_token_id: int | None = None
+) -> torch.Tensor:
+    """The CTRL repetition penalty of :class:`StrictRepetitionPenaltyLogitsProcessor`, as a pure function.
+
+    Args:
+        scores: ``(rows, vocabulary)`` logits; not modified.
+        seen_ids: ``(rows, length)`` the token ids each row has seen; ids ``>= vocabulary`` and
+            ``pad_token_id`` are ignored (so rows of different lengths can be padded with either).
+        penalty: ``> 0``; 1.0 is no penalty, ``float("inf")`` the strict form (a seen token gets ``-inf``).
+        pad_token_id: a token never penalised.
+
+    Example:
+        >>> repetition_penalty(torch.tensor([[2.0, -1.0, 0.5]]), torch.tensor([[0, 1, 9]]), 2.0)
+        tensor([[ 1.0000, -2.0000,  0.5000]])
+    """
+    if penalty == 1.0:
+        return scores
+    ids = seen_ids
+    if ids.shape[-1] == 0:
+        return scores
+    vocab_size = scores.shape[-1]
+    # The common path is gather -> rule -> scatter into a copy: one full copy of ``scores`` (where
+    # transformers makes two, padding by a column and scattering). Ignored positions (pad, ids beyond
+    # the head) take the id of a token the same row does penalise, so every write to one place
+    # carries the same value; a row with nothing to penalise writes its own score back.
+    ignored = ids >= vocab_size
+    if pad_token_id is not None:
+        ignored |= ids == pad_token_id
+    has_ignored = bool(ignored.any())
+    if has_ignored:
+        valid = ~ignored
+        has_valid = valid.any(dim=1, keepdim=True)
+        stand_in = ids.gather(1, valid.to(torch.uint8).argmax(dim=1, keepdim=True))
+        stand_in = stand_in.masked_fill(~has_valid, 0)
+        ids = torch.where(ignored, stand_in, ids)
+    if math.isinf(penalty) and not has_ignored:
+        return scores.scatter(1, ids, float("-inf"))
+    score = torch.gather(scores, 1, ids)
+    if math.isinf(penalty):
+        penalised = torch.full_like(score, float("-inf"))
+    else:
+        # The same expression as transformers, hence the same bits.
+        penalised = torch.where(score < 0, score * penalty, score / penalty)
+    if has_ignored:
+        penalised = torch.where(has_valid, penalised, score)
+    return scores.scatter(1, ids, penalised)
 
 
 class NucleusLogitsProcessor(LogitsProcessor):
@@ -216,31 +246,59 @@ class NucleusLogitsProcessor(LogitsProcessor):
         self.filter_value = float(_check_real("filter_value", filter_value, "(a float)"))
 
     def __call__(self, input_ids: torch.LongTensor | None, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if scores.dim() != 2:
-            raise ValueError(f"`scores` must be 2-D (rows, vocabulary), got shape {tuple(scores.shape)}")
-        logits = scores.float()
-        top = logits.amax(dim=-1, keepdim=True)
-        if not bool(torch.isfinite(top).all()):
-            # NaN, +inf or an all -inf row: no histogram can be built; decide literally, by sorting.
-            return self._by_sort(logits).to(scores.dtype)
-        probs = torch.softmax(logits, dim=-1)
-        k = min(self.min_tokens_to_keep, logits.shape[-1])
-        if self.top_p == 1.0:  # transformers removes exactly the tokens of probability 0 (beyond the k)
-            remove = (probs == 0) & (logits < logits.topk(k, dim=-1).values[:, -1:])
-        else:
-            threshold, tied_out = nucleus_threshold(logits, probs, self.top_p, k)
-            remove = logits < threshold.unsqueeze(1)
-            remove[tied_out] = True
-        return logits.masked_fill(remove, self.filter_value).to(scores.dtype)
+        return nucleus_cut(scores, self.top_p, self.min_tokens_to_keep, self.filter_value)
 
-    def _by_sort(self, logits: torch.Tensor) -> torch.Tensor:
-        """transformers' own procedure, for inputs the histogram cannot take (NaN, +inf, all -inf)."""
-        sorted_logits, sorted_indices = torch.sort(logits, descending=False)
-        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-        remove = cumulative <= (1 - self.top_p)
-        remove[..., -self.min_tokens_to_keep :] = False
-        remove = remove.scatter(1, sorted_indices, remove)
-        return logits.masked_fill(remove, self.filter_value)
+
+def nucleus_cut(
+    scores: torch.Tensor, top_p: float, min_tokens_to_keep: int = 1, filter_value: float = -math.inf
+) -> torch.Tensor:
+    """The nucleus filter of :class:`NucleusLogitsProcessor`, as a pure function (arguments checked there).
+
+    Example:
+        >>> nucleus_cut(torch.tensor([[0.5, 0.05, 0.3, 0.15]]).log(), 0.75).exp()
+        tensor([[0.5000, 0.0000, 0.3000, 0.0000]])
+    """
+    if scores.dim() != 2:
+        raise ValueError(f"`scores` must be 2-D (rows, vocabulary), got shape {tuple(scores.shape)}")
+    logits = scores.float()
+    top = logits.amax(dim=-1, keepdim=True)
+    if not bool(torch.isfinite(top).all()):
+        # NaN, +inf or an all -inf row: no histogram can be built; decide literally, by sorting.
+        return _nucleus_by_sort(logits, top_p, min_tokens_to_keep, filter_value).to(scores.dtype)
+    probs = torch.softmax(logits, dim=-1)
+    k = min(min_tokens_to_keep, logits.shape[-1])
+    if top_p == 1.0:  # transformers removes exactly the tokens of probability 0 (beyond the k)
+        remove = (probs == 0) & (logits < logits.topk(k, dim=-1).values[:, -1:])
+    else:
+        threshold, tied_out = nucleus_threshold(logits, probs, top_p, k)
+        remove = logits < threshold.unsqueeze(1)
+        remove[tied_out] = True
+    return logits.masked_fill(remove, filter_value).to(scores.dtype)
+
+
+def _nucleus_by_sort(logits: torch.Tensor, top_p: float, min_tokens_to_keep: int, filter_value: float):
+    """transformers' own procedure, for inputs the histogram cannot take (NaN, +inf, all -inf)."""
+    sorted_logits, sorted_indices = torch.sort(logits, descending=False)
+    cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+    remove = cumulative <= (1 - top_p)
+    remove[..., -min_tokens_to_keep:] = False
+    remove = remove.scatter(1, sorted_indices, remove)
+    return logits.masked_fill(remove, filter_value)
+
+
+def top_k_cut(
+    scores: torch.Tensor, top_k: int, min_tokens_to_keep: int = 1, filter_value: float = -math.inf
+) -> torch.Tensor:
+    """transformers' ``TopKLogitsWarper`` as a pure function (the same expression, hence the same
+    bits): every score below the ``max(top_k, min_tokens_to_keep)``-th highest becomes ``filter_value``.
+
+    Example:
+        >>> top_k_cut(torch.tensor([[1.0, 3.0, 2.0]]), 2)
+        tensor([[-inf, 3., 2.]])
+    """
+    k = min(max(top_k, min_tokens_to_keep), scores.size(-1))
+    remove = scores < torch.topk(scores, k)[0][..., -1, None]
+    return scores.masked_fill(remove, filter_value)
 
 
 # Histogram bins: the top float32 bits of a probability (exponent and 5 mantissa bits), i.e. 32 bins per
@@ -396,27 +454,49 @@ class KeepEOSProbabilityLogitsProcessor(LogitsProcessor):
         self.eos_token_id = sorted(set(ids))
 
     def __call__(self, input_ids: torch.LongTensor | None, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if scores.dim() != 2:
-            raise ValueError(f"`scores` must be 2-D (rows, vocabulary), got shape {tuple(scores.shape)}")
-        logits = scores.float()
-        eos = torch.tensor([i for i in self.eos_token_id if i < logits.shape[-1]], dtype=torch.long)
-        eos = eos.to(logits.device)
-        finite = torch.isfinite(logits.amax(dim=-1, keepdim=True))
-        log_probs = torch.log_softmax(logits, dim=-1)
-        stop = log_probs.index_select(1, eos)
-        # log(1 - P(EOS)), from the continuation's own log-probabilities: exact where P(EOS) is near 1
-        go_on = torch.logsumexp(log_probs.index_fill(1, eos, -math.inf), dim=-1, keepdim=True)
-        continuation = logits.index_fill(1, eos, -math.inf)
-        for processor in self.processors:
-            continuation = processor(input_ids, continuation)
-        continuation = continuation.float().index_fill(1, eos, -math.inf)
-        alive = torch.isfinite(continuation.amax(dim=-1, keepdim=True)) & (go_on > -math.inf)
-        share = torch.log_softmax(torch.where(alive, continuation, 0.0), dim=-1) + go_on
-        out = torch.where(alive, share, -math.inf)
-        # no continuation left: the whole mass goes to EOS (shared as the scores share it)
-        stop = torch.where(alive, stop, torch.log_softmax(stop, dim=-1))
-        out = out.index_copy(1, eos, stop)
-        return torch.where(finite, out, logits).to(scores.dtype)
+        def cut(continuation: torch.Tensor) -> torch.Tensor:
+            for processor in self.processors:
+                continuation = processor(input_ids, continuation)
+            return continuation
+
+        return keep_eos_probability(scores, self.eos_token_id, cut)
+
+
+def keep_eos_probability(
+    scores: torch.Tensor, eos_token_id: Sequence[int], cut: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """:class:`KeepEOSProbabilityLogitsProcessor` as a pure function: ``cut`` (scores -> scores, e.g. a
+    nucleus) acts on the continuation tokens, each EOS keeps ``softmax(scores)[eos]``; log-probabilities.
+
+    Args:
+        scores: ``(rows, vocabulary)``.
+        eos_token_id: the end-of-text token ids (ids ``>= vocabulary`` are ignored).
+        cut: applied to the scores with every EOS set to ``-inf``.
+
+    Example:
+        >>> probs = torch.tensor([[0.4, 0.3, 0.1, 0.1, 0.1]])  # token 0 is EOS
+        >>> keep_eos_probability(probs.log(), [0], lambda s: nucleus_cut(s, 0.7)).exp()
+        tensor([[0.4000, 0.3600, 0.1200, 0.1200, 0.0000]])
+    """
+    if scores.dim() != 2:
+        raise ValueError(f"`scores` must be 2-D (rows, vocabulary), got shape {tuple(scores.shape)}")
+    logits = scores.float()
+    eos = torch.tensor([i for i in eos_token_id if i < logits.shape[-1]], dtype=torch.long)
+    eos = eos.to(logits.device)
+    finite = torch.isfinite(logits.amax(dim=-1, keepdim=True))
+    log_probs = torch.log_softmax(logits, dim=-1)
+    stop = log_probs.index_select(1, eos)
+    # log(1 - P(EOS)), from the continuation's own log-probabilities: exact where P(EOS) is near 1
+    go_on = torch.logsumexp(log_probs.index_fill(1, eos, -math.inf), dim=-1, keepdim=True)
+    continuation = cut(logits.index_fill(1, eos, -math.inf))
+    continuation = continuation.float().index_fill(1, eos, -math.inf)
+    alive = torch.isfinite(continuation.amax(dim=-1, keepdim=True)) & (go_on > -math.inf)
+    share = torch.log_softmax(torch.where(alive, continuation, 0.0), dim=-1) + go_on
+    out = torch.where(alive, share, -math.inf)
+    # no continuation left: the whole mass goes to EOS (shared as the scores share it)
+    stop = torch.where(alive, stop, torch.log_softmax(stop, dim=-1))
+    out = out.index_copy(1, eos, stop)
+    return torch.where(finite, out, logits).to(scores.dtype)
 
 
 class LengthPriorLogitsProcessor(LogitsProcessor):
@@ -480,10 +560,36 @@ class LengthPriorLogitsProcessor(LogitsProcessor):
                 f"`input_ids` ({input_ids.shape[-1]} columns) is shorter than `prompt_length` "
                 f"({self.prompt_length})"
             )
-        bias = self.eos_bias[min(generated, len(self.eos_bias) - 1)]
-        eos = [i for i in self.eos_token_id if i < scores.shape[-1]]
-        if bias == 0 or not eos:
-            return scores
-        out = scores.clone()
+        return add_eos_bias(scores, self.eos_token_id, length_prior_bias(self.eos_bias, generated))
+
+
+def length_prior_bias(eos_bias: Sequence[float], generated: int) -> float:
+    """The EOS bias of a length prior after ``generated`` tokens: steps beyond the list use its last.
+
+    Example:
+        >>> length_prior_bias([-2.0, -1.0, 0.0], 1), length_prior_bias([-2.0, -1.0, 0.0], 6)
+        (-1.0, 0.0)
+    """
+    return eos_bias[min(generated, len(eos_bias) - 1)]
+
+
+def add_eos_bias(
+    scores: torch.Tensor, eos_token_id: Sequence[int], bias: float | torch.Tensor
+) -> torch.Tensor:
+    """``bias`` added to the EOS scores (ids ``>= vocabulary`` ignored): :class:`LengthPriorLogitsProcessor`
+    as a pure function. ``bias`` is one number, or a ``(rows,)`` tensor (one per row).
+
+    Example:
+        >>> add_eos_bias(torch.zeros(2, 3), [0], torch.tensor([-1.0, 2.0]))
+        tensor([[-1.,  0.,  0.],
+                [ 2.,  0.,  0.]])
+    """
+    eos = [i for i in eos_token_id if i < scores.shape[-1]]
+    if not eos or (not isinstance(bias, torch.Tensor) and bias == 0):
+        return scores
+    out = scores.clone()
+    if isinstance(bias, torch.Tensor):
+        out[:, eos] += bias.to(out.dtype).unsqueeze(1)
+    else:
         out[:, eos] += bias
-        return out
+    return out

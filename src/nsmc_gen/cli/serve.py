@@ -1,0 +1,36 @@
+"""``nsmc-gen serve MODEL [vLLM args...]``: vLLM's OpenAI-compatible server for a model folder or Hub
+id, with nsmc-gen's decoding (strict repetition penalty, nucleus with EOS kept, the length prior).
+
+vLLM lives in a venv of its own (it pins an older transformers): ``--python`` names its interpreter.
+Every argument after MODEL goes to vLLM (``--port 8000``, ``--tensor-parallel-size 2``, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from nsmc_gen.serving.launch import serve
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve a model through vLLM's OpenAI-compatible server",
+        description=__doc__.splitlines()[0],
+        epilog="Example: nsmc-gen serve runs/embedded --python ~/.venvs/vllm/bin/python --port 8000",
+    )
+    parser.add_argument(
+        "--python",
+        metavar="PATH",
+        help="the interpreter of a venv with vLLM (default: this one); see docs/serving.md",
+    )
+    parser.add_argument("model", metavar="MODEL", help="model folder or Hub id")
+    parser.add_argument(
+        "vllm_args", nargs=argparse.REMAINDER, metavar="VLLM_ARGS", help="passed to vLLM's server as they are"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    serve(args.model, args.vllm_args, args.python)  # replaces this process; raises ValueError if it cannot
+    return 0
