@@ -44,6 +44,14 @@ NOT_RUN = {
     "loopback Hub server)",
     r"nsmc-gen serve ": "needs vLLM, installed on its own (the serving tests run it)",
     r"(#!/bin/bash|#SBATCH|export |srun )": "a Slurm job script: needs a cluster",
+    r"curl http://127\.0\.0\.1:": "asks a running vLLM server (tests/test_serving.py sends such requests)",
+    r"(python3 -m venv ~/\.venvs/vllm|~/\.venvs/vllm/bin/pip )": "builds vLLM's own venv (the package "
+    "index; tests/test_serving.py builds it the same way)",
+    r"hf download ": "needs the network (the Hub)",
+    r"PYTHONPATH=\S+/custom_generate VLLM_USE_V2_MODEL_RUNNER=0 python -m vllm\.": "needs vLLM (the "
+    "serving tests start the same server through nsmc-gen serve)",
+    r"(cp -rL src/nsmc_gen/assets/base |python -c \"from nsmc_gen\.modeling import load_model_and_tokenizer"
+    r"|python benchmarks/)": "a benchmark's set-up and run: minutes of machine time, not a test",
 }
 
 # The offline commands: pattern -> the tiny settings appended, and the order they run in (the
