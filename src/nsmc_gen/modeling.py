@@ -42,9 +42,24 @@ from transformers import (
 )
 
 from nsmc_gen.custom_generate.generate import GUIDANCE_FIELD
-from nsmc_gen.files import write_text_atomic
+from nsmc_gen.files import atomic_write, write_text_atomic
 
 logger = logging.getLogger(__name__)
+
+
+class _DropDeepSpeedAcceleratorLine(logging.Filter):
+    """DeepSpeed's "Setting accelerator to CPU. If you have GPU or other accelerator, we were unable to
+    detect it." (a WARNING on stdout, from ``deepspeed.accelerator.real_accelerator``), printed once by
+    any process that imports deepspeed without a GPU: accelerate does, whenever it unwraps a model
+    (every Trainer, every ``save_pretrained``). On a CPU it says nothing the user needs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Setting accelerator to CPU")
+
+
+# On the logger object itself, before deepspeed creates it: ``logging.getLogger("DeepSpeed")`` then
+# returns this same object, filter included, and deepspeed's other messages are untouched.
+logging.getLogger("DeepSpeed").addFilter(_DropDeepSpeedAcceleratorLine())
 
 ASSETS = Path(str(resources.files("nsmc_gen") / "assets"))
 EMBEDDED_TOKENIZER = ASSETS / "tokenizer.json"
@@ -490,3 +505,84 @@ def load_base_model(model_name_or_path: str, **model_kwargs: Any) -> PreTrainedM
     if model_name_or_path == EMBEDDED:
         return load_embedded_default()[0]
     return with_causal_lm_loss(AutoModelForCausalLM.from_pretrained(model_name_or_path, **model_kwargs))
+
+
+# ----------------------------------------------------------------------------- the published dtype
+
+DTYPE_NAMES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def publish_dtype(model_name_or_path: str, revision: str | None = None) -> torch.dtype:
+    """The dtype a fine-tune of ``model_name_or_path`` is saved in: the one its base is published in.
+
+    A Hub base's ``config.json`` says it (``dtype``, or ``torch_dtype`` before transformers 4.56):
+    bfloat16 for Qwen2.5, Llama-3.2, EXAONE-4; float32 for KoGPT2 (no field); a folder of ours
+    says float32. Training runs in the recipe's ``dtype`` (float32 by default) whatever this is.
+
+    The embedded base is the exception: its weights are stored in float16 only to keep the package
+    small, and it is pretrained and fine-tuned in float32 on a CPU. Its fine-tunes are float32: a
+    CPU computes no faster in half precision, float16 would round every fine-tuned weight to
+    2**-11 for no gain (the folder is ~11 MB in float32), and a folder saved in float16 would load
+    as float16 by default in transformers 5 (``dtype="auto"``), slower and less exact on a CPU.
+
+    Example:
+        >>> publish_dtype(EMBEDDED)
+        torch.float32
+    """
+    if (
+        model_name_or_path == EMBEDDED
+        or Path(model_name_or_path).expanduser().resolve() == EMBEDDED_BASE.resolve()
+    ):
+        return torch.float32
+    path = repo_file(model_name_or_path, "config.json", revision)
+    config = json.loads(path.read_text(encoding="utf-8")) if path is not None else {}
+    declared = config.get("dtype") or config.get("torch_dtype")
+    return DTYPE_NAMES.get(declared, torch.float32) if isinstance(declared, str) else torch.float32
+
+
+def store_weights_as(folder: str | Path, dtype: torch.dtype) -> None:
+    """Store a saved full model's floating-point weights in ``dtype``, in place, each file atomically.
+
+    Works on the files, not on a model in memory, so that it serves every saver alike: the Trainer
+    (whose ZeRO-3 or FSDP save gathers weights the process does not hold whole), a LoRA merge, a
+    plain ``save_pretrained``. The safetensors files (and their index) and config.json's ``dtype``
+    change; a LoRA adapter folder (no config.json) is left as peft saved it.
+
+    Example:
+        >>> model, _ = load_embedded_default(from_scratch=True)
+        >>> model.save_pretrained("/tmp/nsmc-gen-dtype")
+        >>> store_weights_as("/tmp/nsmc-gen-dtype", torch.bfloat16)
+        >>> AutoModelForCausalLM.from_pretrained("/tmp/nsmc-gen-dtype").dtype
+        torch.bfloat16
+    """
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{folder}: no config.json, not a saved full model")
+    name = str(dtype).removeprefix("torch.")
+    if name not in DTYPE_NAMES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPE_NAMES)}, got {name}")
+    sizes = {}
+    for file in sorted(folder.glob("model*.safetensors")):
+        with safe_open(file, framework="pt") as weights:
+            metadata = weights.metadata()
+            tensors = {key: weights.get_tensor(key) for key in weights.keys()}  # noqa: SIM118 (not a dict)
+        cast = {k: t.to(dtype) if t.is_floating_point() else t for k, t in tensors.items()}
+        if any(cast[k].dtype != tensors[k].dtype for k in tensors):
+            atomic_write(
+                file, lambda temporary, cast=cast, metadata=metadata: save_file(cast, temporary, metadata)
+            )
+        sizes[file.name] = sum(t.numel() * t.element_size() for t in cast.values())
+    index_path = folder / "model.safetensors.index.json"
+    if index_path.is_file():
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+        index.setdefault("metadata", {})["total_size"] = sum(sizes.values())
+        write_text_atomic(index_path, json.dumps(index, indent=2, sort_keys=True) + "\n")
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["dtype"] = name
+    if "torch_dtype" in config:
+        config["torch_dtype"] = name
+    write_text_atomic(config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
