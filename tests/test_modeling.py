@@ -409,9 +409,8 @@ def test_an_adapter_and_its_merged_model_agree_in_the_same_dtype(tmp_path, token
     load_finished_model(adapter).merge_and_unload().save_pretrained(merged)  # model_folder.merge_adapter
     full_size = (merged / "model.safetensors").stat().st_size
     store_weights_as(merged, publish_dtype(str(base)))
-    print(
-        f"\nmerged folder: {full_size} bytes in float32, {(merged / 'model.safetensors').stat().st_size} in bfloat16"
-    )
+    half_size = (merged / "model.safetensors").stat().st_size
+    print(f"\nmerged folder: {full_size} bytes in float32, {half_size} in bfloat16")
     ids = torch.tensor([tokenizer("긍정 이 영화 정말 재밌어요")["input_ids"]])
     for dtype in ("auto", torch.float32):
         with torch.no_grad():
