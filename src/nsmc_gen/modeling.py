@@ -608,7 +608,7 @@ def publish_dtype(model_name_or_path: str, revision: str | None = None) -> torch
     The embedded base is the exception: its weights are stored in float16 only to keep the package
     small, and it is pretrained and fine-tuned in float32 on a CPU. Its fine-tunes are float32: a
     CPU computes no faster in half precision, float16 would round every fine-tuned weight to
-    2**-11 for no gain (the folder is ~11 MB in float32), and a folder saved in float16 would load
+    2**-11 for no gain (the folder is 15 MB in float32), and a folder saved in float16 would load
     as float16 by default in transformers 5 (``dtype="auto"``), slower and less exact on a CPU.
 
     Example:
