@@ -6,8 +6,10 @@
     accelerate launch --config_file recipes/accelerate_configs/multi_gpu.yaml recipes/finetune.py --config ...
 
 Without ``--config`` the embedded recipe (recipes/embedded/default.yaml) applies. Every recipe key
-can be overridden on the command line; ``--help`` lists them all. A run restarted with the same
-output_dir resumes from its last checkpoint (``--resume_from_checkpoint false`` starts afresh).
+can be overridden on the command line; ``--help`` lists them all. A run that crashed resumes from its
+last checkpoint when restarted with the same output_dir; a finished run's folder is refused
+(``--overwrite_output_dir true`` trains afresh into it, ``--resume_from_checkpoint DIR`` resumes one
+of its checkpoints).
 After training, the main process calibrates the model's length prior against the training reviews
 and saves it with the model, calibrates a constant EOS bias for plain clients (``pipeline`` without
 remote code: the ``sequence_bias`` field), and records the review lengths of both decoding paths
@@ -44,10 +46,12 @@ from nsmc_gen.model_folder import (
 )
 from nsmc_gen.training import (
     build_trainer,
+    check_output_dir,
     last_checkpoint,
     load_model,
     parse_args,
     prepare_datasets,
+    save_dtype,
     set_cpu_threads,
     take_push_request,
     train_reviews,
@@ -62,6 +66,7 @@ logger = logging.getLogger("finetune")
 def main(argv: list[str] | None = None, callbacks: list | None = None) -> Path:
     # ---- arguments: recipe YAML + command-line overrides, all checked before any work ----
     script_args, model_args, data_args, training_args = parse_args(argv, default_config=DEFAULT_CONFIG)
+    check_output_dir(training_args)  # a finished run's folder is refused unless told how
     repo_id = take_push_request(training_args)  # checked now, pushed once at the end
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     log_level = training_args.get_process_log_level()
@@ -91,7 +96,7 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> Path:
 
     # ---- the finished, Hub-ready folder: weights, tokenizer, decoding, run facts, card ----
     facts = training_facts(trainer, model_args, data_args, eval_metrics)
-    folder = save_finished_model(trainer, facts, data_args.review_format)
+    folder = save_finished_model(trainer, facts, data_args.review_format, dtype=save_dtype(model_args))
     if trainer.is_world_process_zero():
         with whole_model(trainer, folder) as model:  # under ZeRO-3: the folder, loaded whole
             # ---- the length prior: sampled reviews end as often, per token count, as the training ones ----
@@ -121,7 +126,7 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> Path:
                 )  # the default decoding, as `nsmc-gen generate` applies it
                 print(f"\n{sentiment}:", *(f"  - {review}" for review in reviews), sep="\n")
         if model_args.merge_lora:  # from the saved adapter: under ZeRO-3 the weights are partitioned
-            folder = merge_adapter(folder, folder / MERGED_DIR)
+            folder = merge_adapter(folder, folder / MERGED_DIR, dtype=save_dtype(model_args))
         print(f"model folder: {folder}")
 
     # ---- publish: the finished folder, one commit ----

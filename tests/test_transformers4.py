@@ -24,6 +24,7 @@ from huggingface_hub import constants
 from replicas import KOGPT2_DOCUMENTED_TOKENS, nsmc_sample_reviews, put_in_hub_cache
 from transformers import PreTrainedTokenizerFast
 
+from nsmc_gen.formatting import ReviewFormat
 from nsmc_gen.hub import validate_model_folder
 from nsmc_gen.modeling import EMBEDDED_BASE, load_embedded_tokenizer
 from nsmc_gen.training import MERGED_DIR
@@ -33,7 +34,9 @@ TF4_REQUIREMENTS = ("torch==2.13.0", "transformers<5", "peft")  # torch: the CPU
 # float32 on the same torch; the two versions' GPT-2 code may order a few operations differently.
 LOGITS_TOLERANCE = {"atol": 1e-4, "rtol": 1e-4}
 LOGITS_TOLERANCE_HALF = {"atol": 2e-2, "rtol": 1e-2}  # float16 against float32: 2**-11 relative steps
-TEXTS = nsmc_sample_reviews("test")[:100]
+# Whole texts of a fine-tuned model (a finished folder's decoder keeps a continuation's leading space,
+# so a bare review decoded alone would start with one: nsmc_gen.modeling.continuation_decoder)
+TEXTS = [ReviewFormat().example(review, i % 2) for i, review in enumerate(nsmc_sample_reviews("test")[:100])]
 PROMPT = "긍정 이 영화"
 
 

@@ -45,6 +45,7 @@ from nsmc_gen.card import FolderFacts, render_card
 from nsmc_gen.files import atomic_write, current_umask, write_text_atomic
 
 if TYPE_CHECKING:
+    import torch
     from huggingface_hub import ModelCard
     from transformers import GenerationConfig, Trainer
 
@@ -423,7 +424,9 @@ def _write_generation_config(model_dir: str | os.PathLike, config: GenerationCon
 # --------------------------------------------------------------------------- writing the folder
 
 
-def save_finished_model(trainer: Trainer, facts: RunFacts, review_format: ReviewFormat) -> Path:
+def save_finished_model(
+    trainer: Trainer, facts: RunFacts, review_format: ReviewFormat, dtype: torch.dtype | None = None
+) -> Path:
     """Write the trainer's model as a finished, Hub-ready folder in ``output_dir`` and return it.
 
     Weights (safetensors; the adapter with LoRA) and tokenizer, ``generation_config.json`` with
@@ -435,7 +438,7 @@ def save_finished_model(trainer: Trainer, facts: RunFacts, review_format: Review
         >>> folder = save_finished_model(trainer, training_facts(...), ReviewFormat())  # doctest: +SKIP
     """
     from nsmc_gen.decoding import position_limit, recommended_generation_config
-    from nsmc_gen.modeling import save_tokenizer
+    from nsmc_gen.modeling import EMBEDDED, publish_dtype, save_tokenizer, store_weights_as
 
     output_dir = Path(trainer.args.output_dir)
     tokenizer = trainer.processing_class
@@ -446,7 +449,11 @@ def save_finished_model(trainer: Trainer, facts: RunFacts, review_format: Review
     unwrapped.config.use_cache = True  # for generation (training or the base may have switched it off)
     trainer.save_model(str(output_dir))  # weights + tokenizer; collective under FSDP/DeepSpeed
     if trainer.is_world_process_zero():
-        save_tokenizer(tokenizer, output_dir)  # again, loadable by transformers 4.x too
+        # again: loadable by transformers 4.x, and continuations keep their leading space
+        save_tokenizer(tokenizer, output_dir, review_format)
+        if not facts.peft:  # full weights in the dtype the base is published in (adapters: as peft saves)
+            base = facts.base_model or facts.from_scratch_config or EMBEDDED
+            store_weights_as(output_dir, dtype or publish_dtype(base))
         # Written for adapters too (save_pretrained of a PeftModel leaves it out), and explicitly:
         # pipeline()/generate() defaults differ from ours (FIELD-NOTES).
         _write_generation_config(output_dir, config)
@@ -454,7 +461,7 @@ def save_finished_model(trainer: Trainer, facts: RunFacts, review_format: Review
     return output_dir
 
 
-def merge_adapter(adapter_dir: str | Path, output_dir: str | Path) -> Path:
+def merge_adapter(adapter_dir: str | Path, output_dir: str | Path, dtype: torch.dtype | None = None) -> Path:
     """Merge a LoRA adapter folder into its base model and save a complete model folder.
 
     The base model is loaded from the adapter's ``base_model_name_or_path`` (a Hub id, a folder
@@ -467,7 +474,7 @@ def merge_adapter(adapter_dir: str | Path, output_dir: str | Path) -> Path:
     Example:
         >>> merge_adapter("out/kogpt2-nsmc-lora", "out/kogpt2-nsmc-merged")  # doctest: +SKIP
     """
-    from nsmc_gen.modeling import load_finished_model
+    from nsmc_gen.modeling import load_finished_model, publish_dtype, store_weights_as
 
     adapter_dir, output_dir = Path(adapter_dir), Path(output_dir)
     adapter = read_json(adapter_dir / "adapter_config.json")
@@ -477,7 +484,8 @@ def merge_adapter(adapter_dir: str | Path, output_dir: str | Path) -> Path:
             f"{' or '.join(n for n in ADAPTER_FILES if not (adapter_dir / n).is_file())}"
         )
     model = load_finished_model(adapter_dir).merge_and_unload()
-    model.save_pretrained(output_dir)
+    model.save_pretrained(output_dir)  # merged in float32, then stored in the base's published dtype
+    store_weights_as(output_dir, dtype or publish_dtype(adapter["base_model_name_or_path"]))
     for name in (*TOKENIZER_FILES, GENERATION_CONFIG):
         if (adapter_dir / name).is_file():
             shutil.copy2(adapter_dir / name, output_dir / name)
