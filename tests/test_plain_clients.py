@@ -83,7 +83,7 @@ def test_a_batched_plain_pipeline_never_walks_past_the_last_position(
         assert "error" not in few, (version, few.get("error"))
         assert len(few["texts"]) == 20, version
         prompts = [p for p in PROMPTS for _ in range(10)]
-        # the texts start with their prompt (the space after it: the continuation fix's to assert)
+        # the texts start with their prompt (the space after it: tests/test_continuation_text.py)
         assert all(text.startswith(p) for text, p in zip(few["texts"], prompts, strict=True)), version
         assert max(few["characters"]) > 0, version  # it generated something
         # both versions read the same fields: the EOS bias in its list form, a length within positions
