@@ -26,10 +26,11 @@ import time
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 
+from nsmc_gen.calibration import review_lengths
 from nsmc_gen.data import load_nsmc
 from nsmc_gen.evaluation.judges import load_judge, sentiment_control_accuracy
 from nsmc_gen.formatting import SENTIMENTS, review_format_of
-from nsmc_gen.generation import generate_reviews, review_lengths
+from nsmc_gen.generation import generate_reviews
 from nsmc_gen.modeling import NSMC_SAMPLE
 
 

@@ -34,17 +34,11 @@ import datasets
 import torch
 from transformers import DataCollatorWithFlattening, TrainingArguments, default_data_collator
 
+from nsmc_gen.arguments import DataArguments, ModelArguments, ScriptArguments
 from nsmc_gen.data import load_nsmc
 from nsmc_gen.formatting import tokenize_reviews
 from nsmc_gen.modeling import NSMC_SAMPLE
-from nsmc_gen.training import (
-    DataArguments,
-    ModelArguments,
-    ScriptArguments,
-    build_trainer,
-    load_model,
-    prepare_datasets,
-)
+from nsmc_gen.training import build_trainer, load_model, prepare_datasets
 
 COURSE_LENGTH = 32
 

@@ -27,14 +27,11 @@ import datasets
 import transformers
 from transformers import set_seed
 
+from nsmc_gen.arguments import parse_args
+from nsmc_gen.calibration import calibrate_length_prior, calibrate_plain_eos_bias, decoding_path_lengths
 from nsmc_gen.custom_generate.generate import LENGTH_PRIOR_FIELD
 from nsmc_gen.decoding import PLAIN_EOS_BIAS_FIELD, eos_sequence_bias
-from nsmc_gen.generation import (
-    calibrate_length_prior,
-    calibrate_plain_eos_bias,
-    decoding_path_lengths,
-    generate_reviews,
-)
+from nsmc_gen.generation import generate_reviews
 from nsmc_gen.hub import push_model
 from nsmc_gen.model_folder import (
     MERGED_DIR,
@@ -49,7 +46,6 @@ from nsmc_gen.training import (
     check_output_dir,
     last_checkpoint,
     load_model,
-    parse_args,
     prepare_datasets,
     save_dtype,
     set_cpu_threads,

@@ -23,13 +23,8 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from nsmc_gen.data import load_nsmc
 from nsmc_gen.formatting import ReviewCollator, tokenize_reviews
-from nsmc_gen.modeling import (
-    EMBEDDED_BASE,
-    embedded_config,
-    load_embedded_tokenizer,
-    save_tokenizer,
-    with_causal_lm_loss,
-)
+from nsmc_gen.modeling import EMBEDDED_BASE, embedded_config, load_embedded_tokenizer, with_causal_lm_loss
+from nsmc_gen.tokenization import save_tokenizer
 
 
 @dataclass

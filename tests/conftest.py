@@ -25,7 +25,8 @@ import torch  # noqa: E402
 from transformers import GPT2LMHeadModel  # noqa: E402
 
 from nsmc_gen.decoding import recommended_generation_config  # noqa: E402
-from nsmc_gen.modeling import embedded_config, load_embedded_tokenizer, save_tokenizer  # noqa: E402
+from nsmc_gen.modeling import embedded_config, load_embedded_tokenizer  # noqa: E402
+from nsmc_gen.tokenization import save_tokenizer  # noqa: E402
 
 # 1 thread: on a busy 2-core machine two threads wait on each other (measured 8.6 s vs 0.8 s for a
 # 12-token greedy generate on the tiny model); the tiny models gain nothing from a second thread.

@@ -296,7 +296,7 @@ def test_usage_code_names_the_pushed_id_or_a_placeholder_never_the_folder(model_
 
 
 def test_reproduce_the_run_is_a_command_that_runs_from_a_clone(model_folder):
-    from nsmc_gen.training import parse_args
+    from nsmc_gen.arguments import parse_args
 
     write_facts(model_folder)
     text = render_model_card(model_folder).text

@@ -3,7 +3,7 @@
 transformers 5.x's text-generation pipeline decodes only the new tokens and appends them to the
 prompt; a Metaspace decoder (KoGPT2, the embedded tokenizer) drops the first decoded token's space,
 so the prompt and the first generated word were glued ("긍정재밌는"). A finished folder's tokenizer
-keeps that space (:func:`nsmc_gen.modeling.continuation_decoder`). Each client runs in a fresh
+keeps that space (:func:`nsmc_gen.tokenization.continuation_decoder`). Each client runs in a fresh
 process that never imports nsmc_gen, as a Hub user has it.
 """
 
@@ -24,7 +24,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from nsmc_gen.decoding import recommended_generation_config
 from nsmc_gen.formatting import ReviewFormat
-from nsmc_gen.modeling import continuation_decoder, save_tokenizer
+from nsmc_gen.tokenization import continuation_decoder, save_tokenizer
 
 PROMPTS = ["긍정", "부정", "긍정 이 영화", "부정 배우들 연기"]
 
@@ -185,7 +185,7 @@ def test_a_saved_modern_tokenizer_loads_in_transformers_4(tmp_path, tf4_python):
     from test_modeling import CHAT_TEMPLATE, qwen_style_folder
     from transformers import AutoTokenizer
 
-    from nsmc_gen.modeling import load_tokenizer
+    from nsmc_gen.tokenization import load_tokenizer
 
     tokenizer = load_tokenizer(str(qwen_style_folder(tmp_path / "qwen")), GPT2Config())
     save_tokenizer(tokenizer, tmp_path / "saved", ReviewFormat())

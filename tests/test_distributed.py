@@ -26,11 +26,12 @@ from conftest import write_nsmc_slice
 from transformers import AutoModelForCausalLM
 
 import nsmc_gen
+from nsmc_gen.arguments import parse_args
 from nsmc_gen.formatting import ReviewCollator
 from nsmc_gen.hub import validate_model_folder
 from nsmc_gen.model_folder import MERGED_DIR, RUN_FACTS
 from nsmc_gen.modeling import load_embedded_default
-from nsmc_gen.training import parse_args, prepare_datasets, review_token_nll
+from nsmc_gen.training import prepare_datasets, review_token_nll
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "recipes" / "accelerate_configs"

@@ -20,6 +20,7 @@ from transformers import (
     set_seed,
 )
 
+from nsmc_gen.calibration import calibrate_length_prior, stop_rates
 from nsmc_gen.custom_generate import generate as custom_generate
 from nsmc_gen.custom_generate.generate import GuidanceLogitsProcessor, opposite_sentiment_prompts
 from nsmc_gen.decoding import (
@@ -32,10 +33,8 @@ from nsmc_gen.decoding import (
 from nsmc_gen.formatting import ReviewFormat
 from nsmc_gen.generation import (
     build_generate_kwargs,
-    calibrate_length_prior,
     decoding_settings,
     generate_reviews,
-    stop_rates,
     strategy_knobs,
     stream_review,
 )
@@ -724,7 +723,7 @@ def _with_eos_bias(model, tokenizer, bias: float):
 def test_our_decoding_zeroes_the_plain_clients_eos_bias(tiny_model, tokenizer, strategy):
     """A bias of +50 ends every plain review at once; nsmc-gen's decoding (the same code as
     custom_generate/) must decode exactly as without it: applying both would end reviews twice."""
-    from nsmc_gen.generation import plain_reviews
+    from nsmc_gen.calibration import plain_reviews
 
     settings = {"strategy": strategy, "max_new_tokens": 6, "seed": 3, "guidance_scale": 1.0}
     tiny_model.generation_config = recommended_generation_config(tokenizer)

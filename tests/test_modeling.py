@@ -19,14 +19,12 @@ from nsmc_gen.modeling import (
     EMBEDDED,
     EMBEDDED_BASE,
     NSMC_SAMPLE,
-    check_special_tokens,
     is_sentiment_model,
     load_embedded_default,
     load_model_and_tokenizer,
-    repo_file,
-    save_tokenizer,
     train_nsmc_tokenizer,
 )
+from nsmc_gen.tokenization import check_special_tokens, repo_file, save_tokenizer
 
 
 def sample_reviews(split: str = "train") -> list[str]:
@@ -284,7 +282,7 @@ def qwen_style_folder(folder: Path, tokenizer_class: str = "Qwen2Tokenizer") -> 
 
 
 def test_a_spelling_that_changes_no_token_id_keeps_the_authors_class(tmp_path, caplog):
-    from nsmc_gen.modeling import load_tokenizer
+    from nsmc_gen.tokenization import load_tokenizer
 
     folder = qwen_style_folder(tmp_path / "qwen")
     written = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))["model"]
@@ -298,7 +296,7 @@ def test_a_spelling_that_changes_no_token_id_keeps_the_authors_class(tmp_path, c
 
 
 def test_a_saved_tokenizer_keeps_its_bases_config_but_not_the_machine(tmp_path):
-    from nsmc_gen.modeling import load_tokenizer
+    from nsmc_gen.tokenization import load_tokenizer
 
     folder = qwen_style_folder(tmp_path / "qwen")
     save_tokenizer(load_tokenizer(str(folder), GPT2Config()), tmp_path / "saved")

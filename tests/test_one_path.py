@@ -28,7 +28,8 @@ from nsmc_gen.decoding import DEFAULT_GUIDANCE_SCALE, recommended_generation_con
 from nsmc_gen.formatting import ReviewFormat, review_format_of
 from nsmc_gen.generation import generate_request, generate_reviews, stream_review
 from nsmc_gen.model_folder import install_custom_generate
-from nsmc_gen.modeling import load_model_and_tokenizer, save_tokenizer
+from nsmc_gen.modeling import load_model_and_tokenizer
+from nsmc_gen.tokenization import save_tokenizer
 
 OTHER = ReviewFormat(positive_word="좋아", negative_word="싫어")
 PROMPT = "이 영화"

@@ -22,7 +22,7 @@ from test_transformers4 import tf4_python  # noqa: F401  (the 4.57 venv fixture)
 
 from nsmc_gen.decoding import recommended_generation_config
 from nsmc_gen.model_folder import RUN_FACTS, install_custom_generate, save_plain_eos_bias
-from nsmc_gen.modeling import save_tokenizer
+from nsmc_gen.tokenization import save_tokenizer
 
 PROMPTS = ["부정", "긍정"]
 

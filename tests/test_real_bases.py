@@ -19,9 +19,11 @@ from replicas import KOGPT2_DOCUMENTED_TOKENS, KOGPT2_VOCAB, nsmc_sample_reviews
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
 from nsmc_gen import cli
+from nsmc_gen.arguments import parse_args
 from nsmc_gen.formatting import ReviewFormat
+from nsmc_gen.model_folder import MERGED_DIR
 from nsmc_gen.modeling import load_model_and_tokenizer
-from nsmc_gen.training import MERGED_DIR, load_model, parse_args, prepare_datasets
+from nsmc_gen.training import load_model, prepare_datasets
 
 REVIEWS = nsmc_sample_reviews("test")[:300]
 # Whole texts of a fine-tuned model: what decode must give back exactly (a finished folder's decoder keeps

@@ -13,8 +13,9 @@ import pytest
 from conftest import REPO, load_finetune_recipe, write_nsmc_slice
 from transformers import TrainerCallback
 
+from nsmc_gen.arguments import parse_args
 from nsmc_gen.model_folder import RUN_FACTS
-from nsmc_gen.training import check_output_dir, last_checkpoint, parse_args
+from nsmc_gen.training import check_output_dir, last_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -32,8 +32,8 @@ from nsmc_gen.cli import main
 from nsmc_gen.custom_generate import generate as custom_generate
 from nsmc_gen.decoding import recommended_generation_config
 from nsmc_gen.model_folder import save_length_prior
-from nsmc_gen.modeling import save_tokenizer
 from nsmc_gen.serving import VLLM_ADAPTER, launch
+from nsmc_gen.tokenization import save_tokenizer
 
 pytestmark = pytest.mark.slow
 

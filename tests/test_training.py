@@ -20,20 +20,19 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, GenerationConfig, TrainerCallback, TrainingArguments
 
 import nsmc_gen
+from nsmc_gen.arguments import DataArguments, ModelArguments, parse_args
+from nsmc_gen.calibration import PRIOR_STEPS
 from nsmc_gen.decoding import recommended_generation_config
 from nsmc_gen.files import current_umask
 from nsmc_gen.formatting import PackedReviewCollator, ReviewCollator, ReviewFormat, tokenize_reviews
-from nsmc_gen.generation import PRIOR_STEPS, generate_reviews
+from nsmc_gen.generation import generate_reviews
 from nsmc_gen.hub import validate_model_folder
 from nsmc_gen.model_folder import MERGED_DIR, RUN_FACTS
 from nsmc_gen.modeling import EMBEDDED, NSMC_SAMPLE
 from nsmc_gen.training import (
-    DataArguments,
-    ModelArguments,
     apply_lora,
     build_trainer,
     load_model,
-    parse_args,
     perplexity_metrics,
     prepare_datasets,
     review_token_nll,

@@ -26,8 +26,8 @@ from transformers import PreTrainedTokenizerFast
 
 from nsmc_gen.formatting import ReviewFormat
 from nsmc_gen.hub import validate_model_folder
+from nsmc_gen.model_folder import MERGED_DIR
 from nsmc_gen.modeling import EMBEDDED_BASE, load_embedded_tokenizer
-from nsmc_gen.training import MERGED_DIR
 
 TF4_VENV = REPO / ".venv-tf4"
 TF4_REQUIREMENTS = ("torch==2.13.0", "transformers<5", "peft")  # torch: the CPU wheel the project pins
@@ -35,7 +35,7 @@ TF4_REQUIREMENTS = ("torch==2.13.0", "transformers<5", "peft")  # torch: the CPU
 LOGITS_TOLERANCE = {"atol": 1e-4, "rtol": 1e-4}
 LOGITS_TOLERANCE_HALF = {"atol": 2e-2, "rtol": 1e-2}  # float16 against float32: 2**-11 relative steps
 # Whole texts of a fine-tuned model (a finished folder's decoder keeps a continuation's leading space,
-# so a bare review decoded alone would start with one: nsmc_gen.modeling.continuation_decoder)
+# so a bare review decoded alone would start with one: nsmc_gen.tokenization.continuation_decoder)
 TEXTS = [ReviewFormat().example(review, i % 2) for i, review in enumerate(nsmc_sample_reviews("test")[:100])]
 PROMPT = "긍정 이 영화"
 

@@ -65,7 +65,7 @@ DEFAULT_GUIDANCE_SCALE = 2.0
 DEFAULT_KEEP_EOS_PROBABILITY = True
 
 # Sampling applies the model's own calibrated length prior (the ``length_prior`` field its
-# generation_config.json carries, see nsmc_gen.generation.calibrate_length_prior), if it has one.
+# generation_config.json carries, see nsmc_gen.calibration.calibrate_length_prior), if it has one.
 # The cause it corrects: a small LM over-predicts EOS (the embedded default, on its previous base:
 # 1.3-2.1x NSMC's rate after 1-11 tokens of real reviews, teacher-forced; 2-3x sampling its own
 # text; 5-8x guided, top-p).
@@ -74,7 +74,7 @@ DEFAULT_USE_LENGTH_PRIOR = True
 # Plain clients (``pipeline``/``generate`` without remote code) run transformers' own processors
 # with the folder's generation_config.json: no length prior, no EOS kept out of the top-p cut. What
 # transformers' own fields can do for them is a constant EOS bias in ``sequence_bias`` (the
-# recipe calibrates it: nsmc_gen.generation.calibrate_plain_eos_bias). nsmc-gen and
+# recipe calibrates it: nsmc_gen.calibration.calibrate_plain_eos_bias). nsmc-gen and
 # custom_generate/ have their own EOS handling and zero it (custom_generate.generate.prepare).
 PLAIN_EOS_BIAS_FIELD = "sequence_bias"
 

@@ -155,7 +155,7 @@ class RunFacts:
     #: review lengths the recipe measured after calibration: ``{"reference" | "plain" | "nsmc_gen":
     #: {"reviews": n, "mean_characters": x, "share_under_5": s}}`` (the training reviews; plain
     #: sampling with the folder's generation_config; nsmc-gen's default decoding), see
-    #: :func:`nsmc_gen.generation.decoding_path_lengths`
+    #: :func:`nsmc_gen.calibration.decoding_path_lengths`
     review_lengths: dict[str, dict[str, float]] | None = None
     #: share of generated reviews judged to have the asked sentiment (default decoding)
     sentiment_control: float | None = None
@@ -438,7 +438,8 @@ def save_finished_model(
         >>> folder = save_finished_model(trainer, training_facts(...), ReviewFormat())  # doctest: +SKIP
     """
     from nsmc_gen.decoding import position_limit, recommended_generation_config
-    from nsmc_gen.modeling import EMBEDDED, publish_dtype, save_tokenizer, store_weights_as
+    from nsmc_gen.modeling import EMBEDDED, publish_dtype, store_weights_as
+    from nsmc_gen.tokenization import save_tokenizer
 
     output_dir = Path(trainer.args.output_dir)
     tokenizer = trainer.processing_class

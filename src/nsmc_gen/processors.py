@@ -511,7 +511,7 @@ class LengthPriorLogitsProcessor(LogitsProcessor):
     It exists because a small language model stops too early: its EOS probabilities are pulled
     toward EOS's average frequency, and sampling from its own text stops earlier still. A bias
     calibrated on the lengths of generated against real texts
-    (:func:`nsmc_gen.generation.calibrate_length_prior`) gives back the real length distribution
+    (:func:`nsmc_gen.calibration.calibrate_length_prior`) gives back the real length distribution
     without a floor that forces a text on when it has ended.
 
     Args:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from nsmc_gen.cli._model import check_model_argument
 from nsmc_gen.serving.launch import serve
 
 
@@ -16,7 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="serve a model through vLLM's OpenAI-compatible server",
-        description=__doc__.splitlines()[0],
+        description="Serve a model folder or Hub id through vLLM's OpenAI-compatible server with nsmc-gen's "
+        "decoding (strict repetition penalty, nucleus with EOS kept, the length prior). vLLM lives in a venv "
+        "of its own: --python names its interpreter. Every argument after MODEL goes to vLLM.",
         epilog="Example: nsmc-gen serve runs/embedded --python ~/.venvs/vllm/bin/python --port 8000",
     )
     parser.add_argument(
@@ -32,5 +35,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_model_argument(args.model)  # a mistyped folder says so before vLLM starts (tens of seconds)
     serve(args.model, args.vllm_args, args.python)  # replaces this process; raises ValueError if it cannot
     return 0
