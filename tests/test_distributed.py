@@ -38,7 +38,14 @@ CONFIGS = ROOT / "recipes" / "accelerate_configs"
 FINETUNE = ROOT / "recipes" / "finetune.py"
 ZERO3_CPU = CONFIGS / "deepspeed_zero3_cpu.yaml"
 ZERO2_OVERRIDES = ("--zero_stage", "2", "--zero3_init_flag", "false", "--zero3_save_16bit_model", "false")
-LOSS_LINE = re.compile(r"\{'loss': '([0-9.]+)'")
+# The recipe's progress line when output is not a terminal (training.LogProgressCallback): with 6 steps
+# it is drawn at every step, with the loss logged at that step (logging_steps 1).
+LOSS_LINE = re.compile(r" (\d+)/\d+ steps  loss ([0-9.]+)")
+
+
+def losses_by_step(output: str) -> dict[int, str]:
+    return {int(step): loss for step, loss in LOSS_LINE.findall(output)}
+
 
 needs_deepspeed = pytest.mark.skipif(
     __import__("importlib").util.find_spec("deepspeed") is None,
@@ -251,20 +258,20 @@ def test_killed_zero2_lora_run_resumes_where_it_stopped(slice_dir, tmp_path):
     try:
         for line in process.stdout:
             seen += line
-            if len(LOSS_LINE.findall(seen)) >= 3 and (out / "checkpoint-2" / "trainer_state.json").is_file():
+            if 3 in losses_by_step(seen) and (out / "checkpoint-2" / "trainer_state.json").is_file():
                 break
             assert time.monotonic() < deadline, seen[-3000:]
     finally:
         kill_tree(process)
-    killed_losses = LOSS_LINE.findall(seen)
-    assert len(killed_losses) >= 3, seen[-3000:]
+    killed_losses = losses_by_step(seen)
+    assert 3 in killed_losses, seen[-3000:]
     assert not (out / "adapter_model.safetensors").exists()  # it really died mid-run
 
     resumed = run_recipe(command)
     assert "resuming from" in resumed and "checkpoint-2" in resumed
-    resumed_losses = LOSS_LINE.findall(resumed)
-    assert len(resumed_losses) == 4  # steps 3..6
-    assert resumed_losses[0] == killed_losses[2]  # step 3 again, from the checkpoint: same loss
+    resumed_losses = losses_by_step(resumed)
+    assert sorted(resumed_losses) == [3, 4, 5, 6]  # steps 3..6
+    assert resumed_losses[3] == killed_losses[3]  # step 3 again, from the checkpoint: same loss
     state = json.loads((out / "trainer_state.json").read_text(encoding="utf-8"))
     assert state["global_step"] == 6
     assert_adapter_and_merge(out)

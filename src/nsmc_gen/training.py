@@ -370,7 +370,7 @@ class LogProgressCallback(TrainerCallback):
     """Training progress for a log file: one bar, drawn again on a new line at each tenth of the run
     (and the validation figures once per evaluation), on stderr, by the main process only.
 
-    Example line: ``train [######--------------]  30%  282/938 steps  loss 4.870  1:05 elapsed, ~2:31 left``
+    Example line: ``train [######--------------]  30%  282/938 steps  loss 4.8702  1:05 elapsed, ~2:31 left``
     """
 
     def __init__(self, lines: int = 10, stream: Any = None) -> None:
@@ -389,8 +389,13 @@ class LogProgressCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:
             self.loss = float(logs["loss"])
+            self._draw(state)
 
     def on_step_end(self, args, state, control, **kwargs):
+        if not control.should_log:  # else on_log draws it, with this step's loss
+            self._draw(state)
+
+    def _draw(self, state) -> None:
         total, step = max(state.max_steps, 1), state.global_step
         tenth = step * self.lines // total
         if not state.is_world_process_zero or (tenth == self.shown and step < total):
@@ -400,7 +405,7 @@ class LogProgressCallback(TrainerCallback):
         left = elapsed / max(step, 1) * (total - step)
         width = 20
         bar = "#" * (width * step // total) + "-" * (width - width * step // total)
-        loss = "" if self.loss is None else f"  loss {self.loss:.3f}"
+        loss = "" if self.loss is None else f"  loss {self.loss:.4f}"
         self._print(
             f"train [{bar}] {100 * step // total:3d}%  {step}/{total} steps{loss}  "
             f"{_clock(elapsed)} elapsed, ~{_clock(left)} left"
