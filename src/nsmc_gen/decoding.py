@@ -29,18 +29,16 @@ from nsmc_gen.formatting import SENTIMENTS, ReviewFormat
 
 DECODING_DEFAULTS: dict[str, Any] = {
     "do_sample": True,
-    # Known words 0.66 -> 0.72 on the embedded default (top-p 0.92 -> 0.8; the decoding study's
-    # top-p rows, unguided; control 0.74 / 0.77, real vs generated 0.60 / 0.61; 0.5 reads less
-    # real: 0.70)
+    # 0.8 over the more common 0.92: fewer invented words at the same realness; 0.5 reads less real
+    # (the decoding study's top-p rows: docs/decoding.md)
     "top_p": 0.8,
     "top_k": 0,
     "temperature": 1.0,
     "repetition_penalty": 1.2,
-    # No floor: the length comes from the model's calibrated length prior (DEFAULT_USE_LENGTH_PRIOR;
-    # the recipe calibrates it after training) and from EOS keeping its probability under top-p
-    # (DEFAULT_KEEP_EOS_PROBABILITY). The floor of 8 this replaces hid a model that stops too early
-    # (18.5% of guided reviews under 5 characters without it; NSMC 3.5%) by continuing reviews
-    # that had ended, often with filler (the decoding study's eos-floor-8 row).
+    # No floor: the length comes from the model's calibrated length prior (DEFAULT_USE_LENGTH_PRIOR)
+    # and from EOS keeping its probability under top-p (DEFAULT_KEEP_EOS_PROBABILITY). A floor hides
+    # a model that stops too early by continuing reviews that had ended, often with filler (the
+    # decoding study's eos-floor-8 row).
     "min_new_tokens": 0,
     "max_new_tokens": 64,
 }
@@ -49,26 +47,22 @@ DECODING_DEFAULTS: dict[str, Any] = {
 DEFAULT_STRATEGY = "top-p"
 
 # Classifier-free guidance against the opposite sentiment's prompt, used whenever a sentiment is
-# given; 1.0 switches guidance off. 2.0 is the smallest scale reaching control >= 0.95 in the
-# decoding study of the no-argument run's model (`nsmc-gen evaluate runs/embedded --nsmc-dir
-# ../shared/nsmc-rebuild`, 100 + 100 reviews, TF-IDF judge): scale 1 / 1.5 / 2 / 3 -> control
-# 0.77 / 0.93 / 0.97 / 1.00, self-BLEU 0.16 / 0.20 / 0.27 / 0.33, real vs generated 0.58 / 0.63 /
-# 0.74 / 0.82 (3 repeats stock phrases).
+# given; 1.0 switches guidance off. 2.0: the smallest scale reaching control >= 0.95 in the
+# decoding study of the no-argument run's model; stronger guidance repeats stock phrases
+# (the figures: docs/decoding.md, "Sentiment guidance").
 DEFAULT_GUIDANCE_SCALE = 2.0
 
 
 # Top-k/top-p act on the continuation tokens only and EOS keeps its untruncated probability
 # (nsmc_gen.processors.KeepEOSProbabilityLogitsProcessor): truncation otherwise hands EOS the mass
-# it cuts. On the embedded default without a floor: 18.5% -> 15.0% of guided reviews under 5
-# characters, mean 13.4 -> 16.9 characters; and it keeps a length prior from being undone. A field
-# of its own, like guidance: transformers' built-in decoding does not know it.
+# it cuts, ending reviews early, and would undo a length prior. A field of its own, like guidance:
+# transformers' built-in decoding does not know it.
 DEFAULT_KEEP_EOS_PROBABILITY = True
 
 # Sampling applies the model's own calibrated length prior (the ``length_prior`` field its
 # generation_config.json carries, see nsmc_gen.calibration.calibrate_length_prior), if it has one.
-# The cause it corrects: a small LM over-predicts EOS (the embedded default, on its previous base:
-# 1.3-2.1x NSMC's rate after 1-11 tokens of real reviews, teacher-forced; 2-3x sampling its own
-# text; 5-8x guided, top-p).
+# The cause it corrects: a small LM over-predicts EOS, most of all when sampling guided, truncated
+# text (docs/decoding.md, "EOS and length").
 DEFAULT_USE_LENGTH_PRIOR = True
 
 # Plain clients (``pipeline``/``generate`` without remote code) run transformers' own processors
