@@ -184,7 +184,15 @@ LLAMA_SPECIALS = [  # ids 128000..128255
     *(f"<|reserved_special_token_{i}|>" for i in range(3, 248)),
 ]  # fmt: skip
 # polyglot-ko: config eos_token_id 2 = <|endoftext|> (pad = eos); the other names are recalled.
-POLYGLOT_SPECIALS = ["<|startoftext|>", "<|unk|>", "<|endoftext|>", "<|sep|>", "<|acc|>", "<|tel|>", "<|rrn|>"]
+POLYGLOT_SPECIALS = [
+    "<|startoftext|>",
+    "<|unk|>",
+    "<|endoftext|>",
+    "<|sep|>",
+    "<|acc|>",
+    "<|tel|>",
+    "<|rrn|>",
+]
 # EXAONE 4.0: [PAD] 0, [BOS] 1, [|endofturn|] 361 (FIELD-NOTES); [EOS] 2, [UNK] 3 and the chat
 # markers' places are recalled; the ids between are reserved names here.
 EXAONE_SPECIALS = {0: "[PAD]", 1: "[BOS]", 2: "[EOS]", 3: "[UNK]", 361: "[|endofturn|]"}
@@ -426,7 +434,12 @@ def exaone_files(bpe) -> dict:
         "eos_token": "[|endofturn|]", "model_max_length": 1000000000000000019884624838656,
         "pad_token": "[PAD]", "tokenizer_class": "GPT2Tokenizer", "unk_token": "[UNK]",
     }  # fmt: skip
-    special_map = {"bos_token": "[BOS]", "eos_token": "[|endofturn|]", "pad_token": "[PAD]", "unk_token": "[UNK]"}
+    special_map = {
+        "bos_token": "[BOS]",
+        "eos_token": "[|endofturn|]",
+        "pad_token": "[PAD]",
+        "unk_token": "[UNK]",
+    }
     generation = {"bos_token_id": 1, "eos_token_id": 361, "pad_token_id": 0, "transformers_version": "4.54.0"}
     return {
         "config.json": config, "generation_config.json": generation, "tokenizer.json": tokenizer,
@@ -452,7 +465,9 @@ def write_modern_repo(repo_id: str, folder: Path, bpe, seed: int = 0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     files = MODERN_FILES[repo_id](bpe)
     for name, content in files.items():
-        text = content if isinstance(content, str) else json.dumps(content, indent=2, ensure_ascii=False) + "\n"
+        text = (
+            content if isinstance(content, str) else json.dumps(content, indent=2, ensure_ascii=False) + "\n"
+        )
         (folder / name).write_text(text, encoding="utf-8")
     config = AutoConfig.from_pretrained(folder)
     torch.manual_seed(seed)
