@@ -1,7 +1,7 @@
 import pytest
 import torch
 from conftest import build_tiny_model
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
 from nsmc_gen.formatting import (
@@ -38,11 +38,35 @@ def gpt2_style():
     return _train(models.BPE(), pre, decoders.ByteLevel(), special)
 
 
-@pytest.fixture(params=["shipped", "kogpt2-style", "gpt2-style"])
+def llama3_style(template: str = "<|begin_of_text|> $A"):
+    """Llama-3's shape: byte-level BPE whose post-processor puts ``<|begin_of_text|>`` before every
+    text (``template``: what it adds), no pad token."""
+    special = {"bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>"}
+    tokenizer = _train(
+        models.BPE(), pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel(), special
+    )
+    backend = tokenizer.backend_tokenizer
+    ids = [(token, backend.token_to_id(token)) for token in special.values()]
+    backend.post_processor = processors.TemplateProcessing(single=template, special_tokens=ids)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, **special)
+
+
+def bos_and_eos_style():
+    """A tokenizer whose post-processor adds BOS before and EOS after every text."""
+    return llama3_style("<|begin_of_text|> $A <|end_of_text|>")
+
+
+LAYOUTS = {
+    "kogpt2-style": kogpt2_style,
+    "gpt2-style": gpt2_style,
+    "llama3-style": llama3_style,
+    "bos-and-eos-style": bos_and_eos_style,
+}
+
+
+@pytest.fixture(params=["shipped", *LAYOUTS])
 def any_tokenizer(request, tokenizer):
-    return {"shipped": lambda: tokenizer, "kogpt2-style": kogpt2_style, "gpt2-style": gpt2_style}[
-        request.param
-    ]()
+    return tokenizer if request.param == "shipped" else LAYOUTS[request.param]()
 
 
 def test_example_layout_is_the_course_format_then_eos(tokenizer):
@@ -66,6 +90,47 @@ def test_prompt_ids_are_a_prefix_of_the_training_ids(any_tokenizer, sentiment, p
     prompt_ids = fmt.prompt_ids(any_tokenizer, sentiment, prompt)
     assert train_ids["input_ids"][0][: len(prompt_ids)] == prompt_ids
     assert len(prompt_ids) < len(train_ids["input_ids"][0])
+
+
+@pytest.mark.parametrize("prompt", ["긍정", "긍정 이 영화", "부정 배우들"])
+@pytest.mark.parametrize("layout", ["shipped", "kogpt2-style", "gpt2-style", "llama3-style"])
+def test_what_a_pipeline_sends_is_a_prefix_of_a_training_example(tokenizer, layout, prompt):
+    """``pipeline("text-generation")`` tokenizes its prompt as ``tokenizer(prompt)``: special tokens
+    included. (A tokenizer that appends EOS to every text ends such a prompt with EOS: no client can
+    continue that; see the next test.)"""
+    tokenizer = tokenizer if layout == "shipped" else LAYOUTS[layout]()
+    word, _, start = prompt.partition(" ")
+    label = int(word == "긍정")
+    example = tokenize_reviews({"document": [f"{start} 연기가 좋았다".strip()], "label": [label]}, tokenizer)
+    sent = tokenizer(prompt)["input_ids"]
+    assert example["input_ids"][0][: len(sent)] == sent
+    assert ReviewFormat().prompt_ids(tokenizer, label, start) == sent
+
+
+@pytest.mark.parametrize("layout", [*LAYOUTS])
+def test_one_bos_where_the_tokenizer_puts_one_and_one_eos(tokenizer, layout):
+    tokenizer = LAYOUTS[layout]()
+    (ids,) = tokenize_reviews({"document": ["연기가 좋았다"], "label": [1]}, tokenizer)["input_ids"]
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    adds_bos = layout in ("llama3-style", "bos-and-eos-style")
+    assert ids.count(bos) == (1 if adds_bos else 0) + (ids.count(eos) if bos == eos else 0)
+    assert (ids[0] == bos) == adds_bos
+    assert ids.count(eos) == 1 and ids[-1] == eos
+    prompt = ReviewFormat().prompt_ids(tokenizer, "positive")
+    assert ids[: len(prompt)] == prompt and eos not in prompt
+    assert prompt[0] == bos if adds_bos else bos not in prompt
+    empty = ReviewFormat().prompt_ids(tokenizer, None, "")  # generation's start from nothing
+    assert empty == ([bos] if adds_bos else [])
+
+
+def test_a_leading_bos_is_never_a_loss_target():
+    """The model's shifted loss never predicts position 0; packing masks every review's first label."""
+    bos, eos = 9, 2
+    features = [{"input_ids": [bos, 5, 6, eos]}, {"input_ids": [bos, 7, eos]}]
+    padded = ReviewCollator(pad_token_id=eos)(features)
+    assert (padded["labels"][:, 1:] == bos).sum() == 0
+    packed = PackedReviewCollator(pad_token_id=eos, max_length=8)(features)
+    assert (packed["labels"] == bos).sum() == 0
 
 
 def test_the_naive_prompt_with_a_trailing_space_is_an_unseen_state(tokenizer):

@@ -9,6 +9,12 @@ encodes as ``▁긍정`` + a lone ``▁`` that no training example contains afte
 byte-level BPE the space belongs to the next word. Prompts are therefore right-stripped, and
 :meth:`ReviewFormat.prompt_ids` is tested to be an exact prefix of a training example's ids.
 
+Examples and prompts are tokenized the way the base's tokenizer tokenizes any text, its special
+tokens included (:func:`encode`): a Llama-3 tokenizer's post-processor puts ``<|begin_of_text|>``
+before every text, and every client (``pipeline``, ``tokenizer(text)``, vLLM) sends it, so the model
+is fine-tuned with it too. The ids ``pipeline`` sends for ``"긍정"`` are then an exact prefix of a
+training example on every layout; EOS ends each example exactly once.
+
 Example:
     >>> fmt = ReviewFormat()
     >>> fmt.example("재밌어요", label=1)
@@ -130,8 +136,10 @@ class ReviewFormat:
     def prompt_ids(
         self, tokenizer: Any, sentiment: Sentiment | int | None = None, prompt: str = ""
     ) -> list[int]:
-        """Token ids of :meth:`prompt`: an exact prefix of the matching training example's ids."""
-        return tokenizer(self.prompt(sentiment, prompt), add_special_tokens=False)["input_ids"]
+        """Token ids of :meth:`prompt`: an exact prefix of the matching training example's ids, and
+        what ``tokenizer(prompt)`` (a ``pipeline``) gives, BOS included, less any token the
+        tokenizer appends to every text (a prompt is continued, not ended)."""
+        return encode(tokenizer, [self.prompt(sentiment, prompt)], ending=False)[0]
 
 
 def review_format_of(model: Any) -> ReviewFormat:
@@ -191,8 +199,56 @@ def tokenize_reviews(
         texts = list(batch["document"])
     else:
         texts = [review_format.example(d, y) for d, y in zip(batch["document"], batch["label"], strict=True)]
-    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    return {"input_ids": [(ids + [tokenizer.eos_token_id])[:max_length] for ids in encoded]}
+    return {"input_ids": [ids[:max_length] for ids in encode(tokenizer, texts, ending=True)]}
+
+
+def encode(tokenizer: Any, texts: Sequence[str], ending: bool) -> list[list[int]]:
+    """``texts`` as ``tokenizer(text)`` tokenizes any text: the special tokens its post-processor
+    adds included (Llama-3's ``<|begin_of_text|>``).
+
+    Args:
+        ending: each text is a whole example, ending with EOS exactly once (appended unless the
+            post-processor already ends every text with it); else a prompt, without the tokens
+            the post-processor appends to every text.
+
+    Example:
+        >>> from nsmc_gen.modeling import load_embedded_tokenizer
+        >>> tok = load_embedded_tokenizer()  # no post-processor tokens: KoGPT2's layout too
+        >>> encode(tok, ["긍정"], ending=True)[0] == tok("긍정")["input_ids"] + [tok.eos_token_id]
+        True
+    """
+    encoded = tokenizer(list(texts), return_special_tokens_mask=True)
+    rows = []
+    for ids, special in zip(encoded["input_ids"], encoded["special_tokens_mask"], strict=True):
+        appended = _appended_count(special, tokenizer)
+        if ending:
+            ends_with_eos = appended and ids[-1] == tokenizer.eos_token_id
+            rows.append(list(ids) if ends_with_eos else [*ids, tokenizer.eos_token_id])
+        else:
+            rows.append(list(ids[: len(ids) - appended]))
+    return rows
+
+
+def _appended_count(special_tokens_mask: Sequence[int], tokenizer: Any) -> int:
+    """Tokens the post-processor put after the text: the special ones after its last text token.
+
+    ``special_tokens_mask`` marks only what the post-processor added (a special token written in
+    the text itself counts as text). A text of no tokens (an empty prompt) says nothing of where
+    they went: a short text the tokenizer knows does.
+    """
+    text = [i for i, added in enumerate(special_tokens_mask) if not added]
+    if text:
+        return len(special_tokens_mask) - 1 - text[-1]
+    if not special_tokens_mask:
+        return 0
+    for probe in _PROBES:
+        mask = tokenizer(probe, return_special_tokens_mask=True)["special_tokens_mask"]
+        if not all(mask):
+            return _appended_count(mask, tokenizer)
+    return 0
+
+
+_PROBES = ("a", "1", ".", "이", "가")  # texts of one token or two in any Korean or byte-level vocabulary
 
 
 class ReviewCollator:
