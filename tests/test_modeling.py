@@ -221,3 +221,118 @@ def test_a_folder_without_tokenizer_files_is_refused_by_name(tmp_path, tiny_mode
     tiny_model.save_pretrained(tmp_path)
     with pytest.raises(ValueError, match=rf"{tmp_path}: no tokenizer files .* 1 token\(s\), all special"):
         load_model_and_tokenizer(str(tmp_path))
+
+
+# ---------------------------------------------------------------- modern layouts: metadata, spellings
+
+QWEN_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+)
+
+
+def qwen_style_folder(folder: Path, tokenizer_class: str = "Qwen2Tokenizer") -> Path:
+    """Qwen2.5's tokenizer layout (NFC, Split regex + ByteLevel, ByteLevel post-processor, no BOS,
+    eos = pad = <|endoftext|>, two more special tokens) trained by tokenizers, which writes the BPE's
+    unset ``continuing_subword_prefix`` as null where transformers' converter writes ""; and its
+    tokenizer_config.json's fields."""
+    from tokenizers import AddedToken, Regex, decoders, models, normalizers, pre_tokenizers, trainers
+
+    backend = Tokenizer(models.BPE())
+    backend.normalizer = normalizers.NFC()
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN_SPLIT), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    backend.decoder = decoders.ByteLevel()
+    backend.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=600, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    backend.train_from_iterator(sample_reviews("test")[:1000], trainer)
+    specials = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+    backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
+    folder.mkdir(parents=True, exist_ok=True)
+    backend.save(str(folder / "tokenizer.json"))
+    config = {
+        "add_prefix_space": False,
+        "additional_special_tokens": ["<|im_start|>", "<|im_end|>"],
+        "bos_token": None,
+        "chat_template": CHAT_TEMPLATE,
+        "clean_up_tokenization_spaces": False,
+        "eos_token": "<|endoftext|>",
+        "errors": "replace",
+        "model_max_length": 32768,
+        "pad_token": "<|endoftext|>",
+        "split_special_tokens": False,
+        "tokenizer_class": tokenizer_class,
+        "unk_token": None,
+    }
+    (folder / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    return folder
+
+
+def test_a_spelling_that_changes_no_token_id_keeps_the_authors_class(tmp_path, caplog):
+    from nsmc_gen.modeling import load_tokenizer
+
+    folder = qwen_style_folder(tmp_path / "qwen")
+    written = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))["model"]
+    assert written["continuing_subword_prefix"] is None  # Qwen2Tokenizer's rebuilt BPE says ""
+    with caplog.at_level("WARNING", logger="nsmc_gen.modeling"):
+        tokenizer = load_tokenizer(str(folder), GPT2Config())
+    assert type(tokenizer).__name__ == "Qwen2Tokenizer" and not caplog.records
+    as_written = PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"))
+    reviews = sample_reviews("train")[:300]
+    assert tokenizer(reviews)["input_ids"] == as_written(reviews)["input_ids"]
+
+
+def test_a_saved_tokenizer_keeps_its_bases_config_but_not_the_machine(tmp_path):
+    from nsmc_gen.modeling import load_tokenizer
+
+    folder = qwen_style_folder(tmp_path / "qwen")
+    save_tokenizer(load_tokenizer(str(folder), GPT2Config()), tmp_path / "saved")
+    saved = json.loads((tmp_path / "saved" / "tokenizer_config.json").read_text(encoding="utf-8"))
+    assert saved["tokenizer_class"] == "PreTrainedTokenizerFast"
+    assert saved["model_max_length"] == 32768 and saved["errors"] == "replace"
+    assert saved["additional_special_tokens"] == ["<|im_start|>", "<|im_end|>"]  # the name 4.x reads
+    assert not {"is_local", "local_files_only", "name_or_path"} & set(saved)
+    reloaded = AutoTokenizer.from_pretrained(tmp_path / "saved")
+    assert reloaded.chat_template == CHAT_TEMPLATE and reloaded.model_max_length == 32768
+
+
+def test_the_fallback_route_keeps_the_config_metadata(tmp_path, kogpt2_files):
+    """A class that rebuilds another pipeline: tokenizer.json is loaded as written, and the rest of
+    tokenizer_config.json (and chat_template.jinja, which transformers prefers) comes along."""
+    named = {
+        "tokenizer_class": "GPT2Tokenizer",
+        "eos_token": "</s>",
+        "model_max_length": 1024,
+        "chat_template": "unused: chat_template.jinja wins",
+        "padding_side": "left",
+        "is_local": True,  # a machine's key, as transformers 5 writes them
+    }
+    folder = kogpt2_variant(tmp_path, kogpt2_files, tokenizer_config=named)
+    (folder / "chat_template.jinja").write_text(CHAT_TEMPLATE, encoding="utf-8")
+    _, tokenizer = load_model_and_tokenizer(str(folder))
+    assert type(tokenizer) is PreTrainedTokenizerFast and len(tokenizer) == 51_200
+    assert (tokenizer.model_max_length, tokenizer.padding_side) == (1024, "left")
+    assert tokenizer.chat_template == CHAT_TEMPLATE
+    save_tokenizer(tokenizer, tmp_path / "saved")
+    saved = json.loads((tmp_path / "saved" / "tokenizer_config.json").read_text(encoding="utf-8"))
+    assert saved["model_max_length"] == 1024 and saved["padding_side"] == "left"
+    assert not {"is_local", "local_files_only"} & set(saved)
+    reloaded = AutoTokenizer.from_pretrained(tmp_path / "saved")
+    assert reloaded.chat_template == CHAT_TEMPLATE and reloaded.model_max_length == 1024
+    assert reloaded("이 영화 최고")["input_ids"] == tokenizer("이 영화 최고")["input_ids"]
+
+
+def test_a_token_the_config_adds_on_the_fallback_route_is_refused(tmp_path, kogpt2_files):
+    named = {"tokenizer_class": "GPT2Tokenizer", "additional_special_tokens": ["<|im_start|>"]}
+    folder = kogpt2_variant(tmp_path, kogpt2_files, tokenizer_config=named)
+    with pytest.raises(ValueError, match=re.escape("names token(s) ['<|im_start|>']")):
+        load_model_and_tokenizer(str(folder))

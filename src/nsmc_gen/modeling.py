@@ -187,6 +187,10 @@ def load_tokenizer(
 
     Otherwise ``AutoTokenizer`` loads it as its authors saved it.
 
+    A tokenizer.json loaded that way keeps the rest of tokenizer_config.json (``chat_template``,
+    ``model_max_length``, ...; :data:`NOT_CARRIED` lists what it leaves out) and the repo's
+    ``chat_template.jinja``, so that the saved tokenizer (:func:`save_tokenizer`) carries them on.
+
     Special tokens of a tokenizer.json loaded that way: those tokenizer_config.json names, else
     EOS and pad from the model config's ids; unk from tokenizer.json's model; BOS is the token
     the tokenizer puts before every text, and with none, EOS: the model then saw each text start
@@ -215,7 +219,8 @@ def load_tokenizer(
             model_name_or_path,
             type(tokenizer).__name__,
         )
-        named = _named_special_tokens(json.loads(tokenizer_config.read_text(encoding="utf-8")))
+    saved = json.loads(tokenizer_config.read_text(encoding="utf-8")) if tokenizer_config else {}
+    named = _named_special_tokens(saved)
     backend = Tokenizer.from_file(str(tokenizer_json))
     tokens = {**_special_tokens_of(backend, config), **named}
     for name, token in tokens.items():
@@ -225,7 +230,45 @@ def load_tokenizer(
                 f"{model_name_or_path}: {name} {token!r} (from {source}) is not in tokenizer.json's "
                 f"vocabulary of {backend.get_vocab_size()}; nsmc-gen never adds a token to a base model"
             )
-    return PreTrainedTokenizerFast(tokenizer_object=backend, name_or_path=model_name_or_path, **tokens)
+    metadata = _carried_metadata(saved, repo_file(model_name_or_path, "chat_template.jinja", revision))
+    size = backend.get_vocab_size(with_added_tokens=True)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, name_or_path=model_name_or_path, **metadata, **tokens
+    )
+    if len(tokenizer) != size:  # e.g. an additional special token tokenizer.json lacks
+        added = [t for t, i in tokenizer.get_vocab().items() if i >= size]
+        raise ValueError(
+            f"{model_name_or_path}: tokenizer_config.json names token(s) {added} that tokenizer.json's "
+            f"vocabulary of {size} lacks; nsmc-gen never adds a token to a base model"
+        )
+    return tokenizer
+
+
+# tokenizer_config.json keys that a tokenizer.json loaded as written does not take over: the class
+# and its remote code (the file is loaded as PreTrainedTokenizerFast), tokens (special ones by the
+# rule above; added ones are in tokenizer.json), flags that would rebuild tokenizer.json's
+# post-processor (transformers 5 rewrites it from add_bos_token/add_eos_token), and files and
+# machines (where the files were read from).
+NOT_CARRIED = frozenset(
+    {"tokenizer_class", "auto_map", "added_tokens_decoder", "add_bos_token", "add_eos_token", "init_inputs"}
+    | {"name_or_path", "tokenizer_file", "vocab_file", "merges_file", "special_tokens_map_file"}
+    | set(SPECIAL_TOKENS_ATTRIBUTES)
+)
+# Keys transformers writes into a saved tokenizer_config.json that describe the machine that saved
+# it, not the tokenizer (transformers 5.23: is_local, local_files_only).
+MACHINE_KEYS = frozenset(
+    {"is_local", "local_files_only", "name_or_path", "cache_dir", "_commit_hash", "revision", "token"}
+    | {"trust_remote_code", "force_download", "proxies", "subfolder", "device_map"}
+)
+
+
+def _carried_metadata(tokenizer_config: dict[str, Any], chat_template_jinja: Path | None) -> dict[str, Any]:
+    """What a tokenizer.json loaded as written keeps of tokenizer_config.json (and chat_template.jinja,
+    which transformers prefers to the config's own template)."""
+    kept = {k: v for k, v in tokenizer_config.items() if k not in NOT_CARRIED | MACHINE_KEYS}
+    if chat_template_jinja is not None:
+        kept["chat_template"] = chat_template_jinja.read_text(encoding="utf-8")
+    return kept
 
 
 def repo_file(model_name_or_path: str, filename: str, revision: str | None = None) -> Path | None:
@@ -260,14 +303,27 @@ def _check_has_vocabulary(tokenizer: PreTrainedTokenizerBase, model_name_or_path
 
 def _same_pipeline(tokenizer: PreTrainedTokenizerBase, tokenizer_json: Path) -> bool:
     """Whether ``tokenizer`` runs tokenizer.json's pipeline (the post-processor aside: transformers
-    rewrites it from add_bos_token/add_eos_token, which it then saves)."""
+    rewrites it from add_bos_token/add_eos_token, which it then saves), compared as
+    :func:`_normalised` pipelines: a spelling that changes no token id is the same pipeline."""
     if not isinstance(tokenizer, PreTrainedTokenizerFast):
         return False
     ours = json.loads(tokenizer.backend_tokenizer.to_str())
     theirs = json.loads(Tokenizer.from_file(str(tokenizer_json)).to_str())
     for pipeline in (ours, theirs):
         pipeline["model"] = {k: v for k, v in pipeline["model"].items() if k not in ("vocab", "merges")}
-    return all(ours[part] == theirs[part] for part in ("normalizer", "pre_tokenizer", "decoder", "model"))
+    parts = ("normalizer", "pre_tokenizer", "decoder", "model")
+    return all(_normalised(ours[part]) == _normalised(theirs[part]) for part in parts)
+
+
+def _normalised(part: Any) -> Any:
+    """A pipeline part (tokenizers' JSON) with unset options dropped: tokenizers writes an unset string
+    option as null, transformers' converters as "" (a BPE's ``continuing_subword_prefix`` and
+    ``end_of_word_suffix``, seen on Qwen2.5), and both tokenize alike."""
+    if isinstance(part, dict):
+        return {k: _normalised(v) for k, v in part.items() if v is not None and v != ""}
+    if isinstance(part, list):
+        return [_normalised(v) for v in part]
+    return part
 
 
 def _named_special_tokens(tokenizer_config: dict[str, Any]) -> dict[str, str]:
@@ -338,7 +394,9 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerBase, folder: str | Path) -> No
     The one place nsmc-gen writes a tokenizer. transformers 5 names its fast tokenizers' class
     ``TokenizersBackend`` in tokenizer_config.json, a class 4.x does not have ("Tokenizer class
     TokenizersBackend does not exist"); ``PreTrainedTokenizerFast`` (5.x's alias of it) loads the
-    saved tokenizer.json exactly as written in both.
+    saved tokenizer.json exactly as written in both. Everything else the tokenizer carries from its
+    base's tokenizer_config.json is kept (``model_max_length``; ``chat_template``, in
+    chat_template.jinja), except keys that describe the machine (:data:`MACHINE_KEYS`).
 
     Example:
         >>> save_tokenizer(load_embedded_tokenizer(), "/tmp/nsmc-gen-tokenizer")
@@ -346,11 +404,16 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerBase, folder: str | Path) -> No
         'PreTrainedTokenizerFast'
     """
     tokenizer.save_pretrained(folder)
+    path = Path(folder) / "tokenizer_config.json"
+    saved = json.loads(path.read_text(encoding="utf-8"))
     if isinstance(tokenizer, PreTrainedTokenizerFast):
-        path = Path(folder) / "tokenizer_config.json"
-        saved = json.loads(path.read_text(encoding="utf-8"))
         saved["tokenizer_class"] = PORTABLE_TOKENIZER_CLASS
-        write_text_atomic(path, json.dumps(saved, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    saved = {k: v for k, v in saved.items() if k not in MACHINE_KEYS}
+    if isinstance(saved.get("extra_special_tokens"), list):
+        # transformers 5 writes a list under this name; 4.x reads a dict there (named tokens) and fails
+        # ("'list' object has no attribute 'keys'"). Both read the list as additional_special_tokens.
+        saved["additional_special_tokens"] = saved.pop("extra_special_tokens")
+    write_text_atomic(path, json.dumps(saved, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 # ----------------------------------------------------------------------------- base or fine-tuned
