@@ -475,7 +475,8 @@ def write_modern_repo(repo_id: str, folder: Path, bpe, seed: int = 0) -> Path:
     state = {k: v.to(MODERN_DTYPES[repo_id]).contiguous() for k, v in model.state_dict().items()}
     if config.tie_word_embeddings:
         state.pop("lm_head.weight", None)  # tied: the real files hold the embedding once
-    if repo_id == POLYGLOT:
+    if repo_id == POLYGLOT:  # GPT-NeoX's output head under its 4.x name (5.x renames it on load)
+        state["embed_out.weight"] = state.pop("lm_head.weight")
         torch.save(state, folder / "pytorch_model.bin")
     else:
         save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
