@@ -196,16 +196,19 @@ POLYGLOT_SPECIALS = [
 # EXAONE 4.0: [PAD] 0, [BOS] 1, [|endofturn|] 361 (FIELD-NOTES); [EOS] 2, [UNK] 3 and the chat
 # markers' places are recalled; the ids between are reserved names here.
 EXAONE_SPECIALS = {0: "[PAD]", 1: "[BOS]", 2: "[EOS]", 3: "[UNK]", 361: "[|endofturn|]"}
-EXAONE_SPECIALS |= {4 + i: t for i, t in enumerate(["[|system|]", "[|user|]", "[|assistant|]", "[|tool|]", "<think>", "</think>"])}  # fmt: skip
+EXAONE_CHAT_MARKERS = ["[|system|]", "[|user|]", "[|assistant|]", "[|tool|]", "<think>", "</think>"]
+EXAONE_SPECIALS |= {4 + i: token for i, token in enumerate(EXAONE_CHAT_MARKERS)}
 
 QWEN_CHAT_TEMPLATE = (  # Qwen2.5's (tool calls left out)
     "{%- if messages[0]['role'] == 'system' %}"
     "{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}"
     "{%- else %}"
-    "{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}"
+    "{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. "
+    "You are a helpful assistant.<|im_end|>\\n' }}"
     "{%- endif %}"
     "{%- for message in messages %}"
-    "{%- if (message.role == 'user') or (message.role == 'system' and not loop.first) or (message.role == 'assistant') %}"
+    "{%- if (message.role == 'user') or (message.role == 'system' and not loop.first)"
+    " or (message.role == 'assistant') %}"
     "{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}"
     "{%- endif %}"
     "{%- endfor %}"
@@ -253,8 +256,8 @@ def _tokenizer_json(vocab, merges, added, *, normalizer, pre_tokenizer, post_pro
         "version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
         "normalizer": normalizer, "pre_tokenizer": pre_tokenizer, "post_processor": post_processor,
         "decoder": decoder,
-        "model": {"type": "BPE", "dropout": None, "unk_token": None, "fuse_unk": False, "byte_fallback": False,
-                  **bpe, "vocab": vocab, "merges": merges},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "fuse_unk": False,
+                  "byte_fallback": False, **bpe, "vocab": vocab, "merges": merges},
     }  # fmt: skip
 
 
@@ -376,12 +379,13 @@ def polyglot_files(bpe) -> dict:
     reserved = dict(enumerate(POLYGLOT_SPECIALS))
     vocab = _vocabulary(bpe, 30_003, reserved)
     added = [_added(i, t) for i, t in reserved.items()]
+    byte_level = {"add_prefix_space": False, "trim_offsets": True, "use_regex": True}
     tokenizer = _tokenizer_json(
         vocab, bpe[1], added,
         normalizer=None,
-        pre_tokenizer={"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
-        post_processor={"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
-        decoder={"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+        pre_tokenizer={"type": "ByteLevel", **byte_level},
+        post_processor={"type": "ByteLevel", **byte_level},
+        decoder={"type": "ByteLevel", **byte_level},
         bpe={"continuing_subword_prefix": None, "end_of_word_suffix": None, "ignore_merges": False},
     )  # fmt: skip
     config = {

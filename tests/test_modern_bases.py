@@ -151,7 +151,7 @@ def stored_dtypes(folder: Path) -> set[torch.dtype]:
     if not (folder / "model.safetensors").is_file():
         return {t.dtype for t in torch.load(folder / "pytorch_model.bin", weights_only=True).values()}
     with safe_open(folder / "model.safetensors", "pt") as weights:
-        return {weights.get_tensor(k).dtype for k in weights.keys()}
+        return {weights.get_tensor(k).dtype for k in weights}
 
 
 # ---------------------------------------------------------------- training examples vs. what clients send
@@ -389,13 +389,12 @@ ROPE_BUG = (
 
 @pytest.mark.slow
 @pytest.mark.parametrize("base", MODERN_BASES)
-@pytest.mark.parametrize("kind", ["full", "merged", "adapter"])
-def test_transformers_5_and_4_compute_the_same_logits(clients, base, kind, request):
-    """Over a 30-token prompt (4.57 in float32, 5.x in the folder's dtype). An adapter loads its base
-    by id (the published config, which 4.57 reads right); full and merged folders carry 5.x's config."""
-    if kind != "adapter" and base in (QWEN, LLAMA, POLYGLOT):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=ROPE_BUG))
-    name = f"{SHORT[base]}-{kind}"
+def test_transformers_5_and_4_compute_the_same_logits_with_an_adapter(clients, base):
+    """Over a 30-token prompt, 4.57 in float32 and 5.x in the base's dtype. An adapter loads its
+    base by id, whose config.json is the published one (4.x keys) that both versions read alike.
+    Full and merged folders carry the config 5.x writes: see the two tests below, which catch
+    what logits of a random tiny model (near-uniform attention, RoPE hardly matters) would not."""
+    name = f"{SHORT[base]}-adapter"
     old, new = (torch.load(clients["out"] / v / f"{name}-logits.pt").float() for v in ("tf4", "tf5"))
     torch.testing.assert_close(old, new, **HALF_TOLERANCE)
 
@@ -414,13 +413,15 @@ def test_a_published_folder_by_id_runs_in_a_fresh_process_plain_and_with_remote_
 
 WHAT_4_READS = """
 import json, sys
-from transformers import AutoConfig, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 names = ("rope_theta", "rope_scaling", "rotary_pct", "rotary_emb_base", "partial_rotary_factor")
 for name in json.loads(sys.argv[1]):
     config = AutoConfig.from_pretrained(name)
     tokenizer = AutoTokenizer.from_pretrained(name)
     read = {n: getattr(config, n, None) for n in names}
-    read["tokenizer"] = {"chat_template": tokenizer.chat_template, "model_max_length": tokenizer.model_max_length}
+    info = AutoModelForCausalLM.from_pretrained(name, output_loading_info=True)[1]
+    read["missing_weights"] = sorted(info["missing_keys"])
+    read["tokenizer"] = {"chat_template": tokenizer.chat_template, "max_length": tokenizer.model_max_length}
     print(json.dumps({"name": name, **read}))
 """
 
@@ -448,7 +449,7 @@ def test_transformers_4_reads_the_bases_chat_template_and_length_from_the_folder
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason=ROPE_BUG)
 def test_transformers_4_reads_the_finished_folders_rope_as_the_bases(runs, tf4_reads):
-    rope = {name: {k: v for k, v in read.items() if k != "tokenizer"} for name, read in tf4_reads.items()}
+    rope = {name: {k: v for k, v in read.items() if k.startswith("ro")} for name, read in tf4_reads.items()}
     wrong = {
         name: (rope[name], rope[base])
         for base in MODERN_BASES
@@ -456,3 +457,16 @@ def test_transformers_4_reads_the_finished_folders_rope_as_the_bases(runs, tf4_r
         if rope[name] != rope[base]
     }
     assert not wrong, wrong
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("base", MODERN_BASES)
+def test_transformers_4_finds_every_weight_of_the_finished_folders(runs, tf4_reads, base, request):
+    if base == POLYGLOT:
+        reason = (
+            "transformers 5 saves GPT-NeoX's output head as lm_head.weight; 4.57 expects embed_out.weight"
+        )
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+    assert tf4_reads[base]["missing_weights"] == []  # the published base, as a reference
+    for kind in ("full", "merged"):
+        assert tf4_reads[str(runs[base][kind])]["missing_weights"] == [], kind
