@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 from tokenizers import Tokenizer, processors
-from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GPT2Config,
+    GPT2LMHeadModel,
+    PreTrainedTokenizerFast,
+)
 
 from nsmc_gen.modeling import (
     EMBEDDED,
@@ -336,3 +342,81 @@ def test_a_token_the_config_adds_on_the_fallback_route_is_refused(tmp_path, kogp
     folder = kogpt2_variant(tmp_path, kogpt2_files, tokenizer_config=named)
     with pytest.raises(ValueError, match=re.escape("names token(s) ['<|im_start|>']")):
         load_model_and_tokenizer(str(folder))
+
+
+# ---------------------------------------------------------------- the dtype a fine-tune is published in
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"dtype": "bfloat16"}, torch.bfloat16),  # transformers >= 4.56 (Qwen3, EXAONE-4)
+        ({"torch_dtype": "bfloat16"}, torch.bfloat16),  # earlier (Qwen2.5, Llama-3.2)
+        ({"torch_dtype": "float16"}, torch.float16),
+        ({}, torch.float32),  # KoGPT2's config.json has no field
+    ],
+)
+def test_a_hub_base_is_published_in_the_dtype_its_config_declares(tmp_path, kogpt2_files, fields, expected):
+    from nsmc_gen.modeling import publish_dtype
+
+    folder = kogpt2_variant(tmp_path, kogpt2_files, config=fields)
+    assert publish_dtype(str(folder)) == expected
+
+
+def test_the_embedded_bases_fine_tunes_are_float32_though_it_is_stored_in_float16():
+    from nsmc_gen.modeling import publish_dtype
+
+    stored = json.loads((EMBEDDED_BASE / "config.json").read_text(encoding="utf-8"))
+    assert (stored.get("dtype") or stored.get("torch_dtype")) == "float16"
+    assert publish_dtype(EMBEDDED) == publish_dtype(str(EMBEDDED_BASE)) == torch.float32
+
+
+def test_stored_weights_take_the_dtype_and_halve(tmp_path, tiny_model):
+    from safetensors.torch import load_file
+
+    from nsmc_gen.modeling import store_weights_as
+
+    tiny_model.save_pretrained(tmp_path)
+    before = (tmp_path / "model.safetensors").stat().st_size
+    store_weights_as(tmp_path, torch.bfloat16)
+    assert (tmp_path / "model.safetensors").stat().st_size < 0.51 * before
+    assert json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))["dtype"] == "bfloat16"
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path)  # transformers 5: dtype "auto"
+    assert loaded.dtype == torch.bfloat16
+    stored = load_file(tmp_path / "model.safetensors")
+    expected = tiny_model.transformer.wte.weight.detach().to(torch.bfloat16)
+    assert torch.equal(stored["transformer.wte.weight"], expected)
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        store_weights_as(tmp_path / "nothing", torch.bfloat16)
+
+
+def test_an_adapter_and_its_merged_model_agree_in_the_same_dtype(tmp_path, tokenizer):
+    """A bfloat16 base (as Qwen2.5 and Llama-3.2 are published): the merged folder is saved in
+    bfloat16 too, so that AutoPeftModelForCausalLM (the base in its config's dtype) and the merged
+    model agree, loaded by default or both in float32, within bfloat16's rounding."""
+    from conftest import build_tiny_model, save_lora_adapter
+    from peft import AutoPeftModelForCausalLM
+
+    from nsmc_gen.modeling import load_finished_model, publish_dtype, store_weights_as
+
+    base = tmp_path / "base"
+    build_tiny_model(tokenizer).save_pretrained(base)
+    save_tokenizer(tokenizer, base)
+    store_weights_as(base, torch.bfloat16)
+    adapter = tmp_path / "adapter"
+    save_lora_adapter(tokenizer, adapter, str(base))
+    merged = tmp_path / "merged"
+    load_finished_model(adapter).merge_and_unload().save_pretrained(merged)  # model_folder.merge_adapter
+    full_size = (merged / "model.safetensors").stat().st_size
+    store_weights_as(merged, publish_dtype(str(base)))
+    half_size = (merged / "model.safetensors").stat().st_size
+    print(f"\nmerged folder: {full_size} bytes in float32, {half_size} in bfloat16")
+    ids = torch.tensor([tokenizer("긍정 이 영화 정말 재밌어요")["input_ids"]])
+    for dtype in ("auto", torch.float32):
+        with torch.no_grad():
+            by_adapter = AutoPeftModelForCausalLM.from_pretrained(adapter, dtype=dtype).eval()(ids).logits
+            by_merged = AutoModelForCausalLM.from_pretrained(merged, dtype=dtype).eval()(ids).logits
+        assert by_adapter.dtype == by_merged.dtype == (torch.bfloat16 if dtype == "auto" else torch.float32)
+        difference = (by_adapter.float() - by_merged.float()).abs().max().item()
+        print(f"dtype {dtype}: max |logits adapter - merged| = {difference:.1e}")
+        assert difference < 1e-2  # logits of about 0.5: bfloat16 keeps 8 bits (2**-8 relative steps)

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from huggingface_hub import hf_hub_download
@@ -42,9 +42,27 @@ from transformers import (
 )
 
 from nsmc_gen.custom_generate.generate import GUIDANCE_FIELD
-from nsmc_gen.files import write_text_atomic
+from nsmc_gen.files import atomic_write, write_text_atomic
+
+if TYPE_CHECKING:
+    from nsmc_gen.formatting import ReviewFormat
 
 logger = logging.getLogger(__name__)
+
+
+class _DropDeepSpeedAcceleratorLine(logging.Filter):
+    """DeepSpeed's "Setting accelerator to CPU. If you have GPU or other accelerator, we were unable to
+    detect it." (a WARNING on stdout, from ``deepspeed.accelerator.real_accelerator``), printed once by
+    any process that imports deepspeed without a GPU: accelerate does, whenever it unwraps a model
+    (every Trainer, every ``save_pretrained``). On a CPU it says nothing the user needs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Setting accelerator to CPU")
+
+
+# On the logger object itself, before deepspeed creates it: ``logging.getLogger("DeepSpeed")`` then
+# returns this same object, filter included, and deepspeed's other messages are untouched.
+logging.getLogger("DeepSpeed").addFilter(_DropDeepSpeedAcceleratorLine())
 
 ASSETS = Path(str(resources.files("nsmc_gen") / "assets"))
 EMBEDDED_TOKENIZER = ASSETS / "tokenizer.json"
@@ -388,7 +406,9 @@ def check_special_tokens(model: PreTrainedModel, tokenizer: PreTrainedTokenizerB
             )
 
 
-def save_tokenizer(tokenizer: PreTrainedTokenizerBase, folder: str | Path) -> None:
+def save_tokenizer(
+    tokenizer: PreTrainedTokenizerBase, folder: str | Path, review_format: ReviewFormat | None = None
+) -> None:
     """Save ``tokenizer`` in ``folder`` so that transformers 4.x and 5.x both load it faithfully.
 
     The one place nsmc-gen writes a tokenizer. transformers 5 names its fast tokenizers' class
@@ -397,6 +417,9 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerBase, folder: str | Path) -> No
     saved tokenizer.json exactly as written in both. Everything else the tokenizer carries from its
     base's tokenizer_config.json is kept (``model_max_length``; ``chat_template``, in
     chat_template.jinja), except keys that describe the machine (:data:`MACHINE_KEYS`).
+
+    With ``review_format`` (a fine-tuned model's folder), the saved tokenizer.json's decoder keeps
+    a continuation's leading space (:func:`continuation_decoder`); token ids do not change.
 
     Example:
         >>> save_tokenizer(load_embedded_tokenizer(), "/tmp/nsmc-gen-tokenizer")
@@ -414,6 +437,84 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerBase, folder: str | Path) -> No
         # ("'list' object has no attribute 'keys'"). Both read the list as additional_special_tokens.
         saved["additional_special_tokens"] = saved.pop("extra_special_tokens")
     write_text_atomic(path, json.dumps(saved, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    tokenizer_json = Path(folder) / "tokenizer.json"
+    if review_format is not None and tokenizer_json.is_file():
+        pipeline = json.loads(tokenizer_json.read_text(encoding="utf-8"))
+        decoder = continuation_decoder(pipeline.get("decoder"), review_format)
+        if decoder is not None:
+            pipeline["decoder"] = decoder
+            write_text_atomic(tokenizer_json, json.dumps(pipeline, indent=2, ensure_ascii=False) + "\n")
+
+
+# The decoder step that keeps a leading space except before the sentiment word: see continuation_decoder.
+_KEEP_SPACE_PREFIX = r"\A (?="
+
+
+def continuation_decoder(
+    decoder: dict[str, Any] | None, review_format: ReviewFormat
+) -> dict[str, Any] | None:
+    r"""A tokenizer.json decoder (its JSON) that keeps a continuation's leading space; None: keep ``decoder``.
+
+    A Metaspace tokenizer (KoGPT2, the embedded one) marks each word's space on the word's first
+    token (``▁재밌는``), and its decoder drops the space that text's first token brings (the
+    Metaspace decoder with a prefix scheme, or Llama's ``Strip``), since encoding added it. But
+    transformers 5.x's ``pipeline`` decodes only the new tokens and appends them to the prompt
+    (``return_full_text=False`` and ``TextStreamer(skip_prompt=True)`` show the new tokens alone,
+    in 4.57 too), so ``pipeline("긍정")`` gives "긍정재밌는 영화": a missing space changes Korean
+    words. A decoder cannot tell a continuation from a whole text by its tokens; but every whole
+    text of a fine-tuned model starts with one of its sentiment words (the prompt format), so the
+    decoder keeps a leading space except before a sentiment word followed by the separator or the
+    end: ``Replace`` with a regex after ``Fuse`` (tokenizers' Oniguruma supports ``\A``, ``\z`` and
+    lookahead, in 0.22 as in 0.23). Whole reviews ("긍정 재밌는 영화") decode as before, and token
+    ids do not change. What it costs: a text that starts with neither word (a bare review
+    encoded and decoded alone) decodes with a leading space. Candidates rejected: a decoder without
+    the strip (every whole text would start with a space); a change to the pre-tokenizer (it would
+    change token ids). Byte-level tokenizers (Qwen, Llama-3) carry the space on the next token and
+    strip nothing: their decoder is kept (None).
+
+    Example:
+        >>> from nsmc_gen.formatting import ReviewFormat
+        >>> kogpt2 = {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True}
+        >>> steps = continuation_decoder(kogpt2, ReviewFormat())["decoders"]
+        >>> steps[0]["prepend_scheme"], steps[-1]["pattern"]["Regex"]
+        ('never', '\\A (?=(?:긍정|부정)(?: |\\z))')
+    """
+    words = "|".join(_onig_escape(w) for w in (review_format.positive_word, review_format.negative_word))
+    after = "|".join(
+        dict.fromkeys(
+            [_onig_escape(review_format.separator), _onig_escape(review_format.separator.rstrip()) + r"\z"]
+        )
+    )
+    keep = {
+        "type": "Replace",
+        "pattern": {"Regex": f"{_KEEP_SPACE_PREFIX}(?:{words})(?:{after}))"},
+        "content": "",
+    }
+    if not isinstance(decoder, dict):
+        return None
+    if decoder.get("type") == "Metaspace" and decoder.get("prepend_scheme", "always") != "never":
+        return {
+            "type": "Sequence",
+            "decoders": [{**decoder, "prepend_scheme": "never"}, {"type": "Fuse"}, keep],
+        }
+    steps = decoder.get("decoders") if decoder.get("type") == "Sequence" else None
+    if not steps or not any(step.get("type") == "Fuse" for step in steps):
+        return None
+    last = steps[-1]
+    strips_one_space = last.get("type") == "Strip" and (
+        last.get("content"),
+        last.get("start"),
+        last.get("stop"),
+    ) == (" ", 1, 0)
+    ours = last.get("type") == "Replace" and str(last.get("pattern", {}).get("Regex", "")).startswith(
+        _KEEP_SPACE_PREFIX
+    )
+    return {**decoder, "decoders": [*steps[:-1], keep]} if strips_one_space or ours else None
+
+
+def _onig_escape(text: str) -> str:
+    """``text`` as a literal in an Oniguruma regex (Python's re.escape escapes more than it knows)."""
+    return "".join(f"\\{c}" if c in r".^$*+?()[]{}|\/" else c for c in text)
 
 
 # ----------------------------------------------------------------------------- base or fine-tuned
@@ -490,3 +591,84 @@ def load_base_model(model_name_or_path: str, **model_kwargs: Any) -> PreTrainedM
     if model_name_or_path == EMBEDDED:
         return load_embedded_default()[0]
     return with_causal_lm_loss(AutoModelForCausalLM.from_pretrained(model_name_or_path, **model_kwargs))
+
+
+# ----------------------------------------------------------------------------- the published dtype
+
+DTYPE_NAMES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def publish_dtype(model_name_or_path: str, revision: str | None = None) -> torch.dtype:
+    """The dtype a fine-tune of ``model_name_or_path`` is saved in: the one its base is published in.
+
+    A Hub base's ``config.json`` says it (``dtype``, or ``torch_dtype`` before transformers 4.56):
+    bfloat16 for Qwen2.5, Llama-3.2, EXAONE-4; float32 for KoGPT2 (no field); a folder of ours
+    says float32. Training runs in the recipe's ``dtype`` (float32 by default) whatever this is.
+
+    The embedded base is the exception: its weights are stored in float16 only to keep the package
+    small, and it is pretrained and fine-tuned in float32 on a CPU. Its fine-tunes are float32: a
+    CPU computes no faster in half precision, float16 would round every fine-tuned weight to
+    2**-11 for no gain (the folder is ~11 MB in float32), and a folder saved in float16 would load
+    as float16 by default in transformers 5 (``dtype="auto"``), slower and less exact on a CPU.
+
+    Example:
+        >>> publish_dtype(EMBEDDED)
+        torch.float32
+    """
+    if (
+        model_name_or_path == EMBEDDED
+        or Path(model_name_or_path).expanduser().resolve() == EMBEDDED_BASE.resolve()
+    ):
+        return torch.float32
+    path = repo_file(model_name_or_path, "config.json", revision)
+    config = json.loads(path.read_text(encoding="utf-8")) if path is not None else {}
+    declared = config.get("dtype") or config.get("torch_dtype")
+    return DTYPE_NAMES.get(declared, torch.float32) if isinstance(declared, str) else torch.float32
+
+
+def store_weights_as(folder: str | Path, dtype: torch.dtype) -> None:
+    """Store a saved full model's floating-point weights in ``dtype``, in place, each file atomically.
+
+    Works on the files, not on a model in memory, so that it serves every saver alike: the Trainer
+    (whose ZeRO-3 or FSDP save gathers weights the process does not hold whole), a LoRA merge, a
+    plain ``save_pretrained``. The safetensors files (and their index) and config.json's ``dtype``
+    change; a LoRA adapter folder (no config.json) is left as peft saved it.
+
+    Example:
+        >>> model, _ = load_embedded_default(from_scratch=True)
+        >>> model.save_pretrained("/tmp/nsmc-gen-dtype")
+        >>> store_weights_as("/tmp/nsmc-gen-dtype", torch.bfloat16)
+        >>> AutoModelForCausalLM.from_pretrained("/tmp/nsmc-gen-dtype").dtype
+        torch.bfloat16
+    """
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{folder}: no config.json, not a saved full model")
+    name = str(dtype).removeprefix("torch.")
+    if name not in DTYPE_NAMES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPE_NAMES)}, got {name}")
+    sizes = {}
+    for file in sorted(folder.glob("model*.safetensors")):
+        with safe_open(file, framework="pt") as weights:
+            metadata = weights.metadata()
+            tensors = {key: weights.get_tensor(key) for key in weights.keys()}  # noqa: SIM118 (not a dict)
+        cast = {k: t.to(dtype) if t.is_floating_point() else t for k, t in tensors.items()}
+        if any(cast[k].dtype != tensors[k].dtype for k in tensors):
+            atomic_write(
+                file, lambda temporary, cast=cast, metadata=metadata: save_file(cast, temporary, metadata)
+            )
+        sizes[file.name] = sum(t.numel() * t.element_size() for t in cast.values())
+    index_path = folder / "model.safetensors.index.json"
+    if index_path.is_file():
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+        index.setdefault("metadata", {})["total_size"] = sum(sizes.values())
+        write_text_atomic(index_path, json.dumps(index, indent=2, sort_keys=True) + "\n")
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["dtype"] = name
+    if "torch_dtype" in config:
+        config["torch_dtype"] = name
+    write_text_atomic(config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")

@@ -69,6 +69,7 @@ from nsmc_gen.modeling import (
     check_special_tokens,
     load_finished_model,
     load_model_and_tokenizer,
+    publish_dtype,
     zero3_paused,
 )
 
@@ -143,6 +144,14 @@ class ModelArguments:
     )
     merge_lora: bool = field(
         default=False, metadata={"help": f"also save the merged full model in output_dir/{MERGED_DIR}"}
+    )
+    save_dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "dtype of the saved (and merged) model's weights; auto: the dtype the base is published "
+            "in (bfloat16 for Qwen2.5, Llama-3.2, EXAONE-4; float32 for KoGPT2 and the embedded base)",
+            "choices": list(DTYPES),
+        },
     )
 
 
@@ -462,6 +471,19 @@ def apply_lora(model: PreTrainedModel, model_args: ModelArguments):
     base = str(EMBEDDED_BASE) if base == EMBEDDED else base
     peft_model.peft_config["default"].base_model_name_or_path = base
     return peft_model
+
+
+def save_dtype(model_args: ModelArguments) -> torch.dtype:
+    """The dtype the finished folder's weights are saved in: ``save_dtype``, or with ``auto`` the one
+    the base is published in (:func:`nsmc_gen.modeling.publish_dtype`).
+
+    Example:
+        >>> save_dtype(ModelArguments()), save_dtype(ModelArguments(save_dtype="bfloat16"))
+        (torch.float32, torch.bfloat16)
+    """
+    if model_args.save_dtype == "auto":
+        return publish_dtype(model_args.model_name_or_path)
+    return DTYPES[model_args.save_dtype]
 
 
 def _tokenize_with_length(batch: dict[str, list], **kwargs: Any) -> dict[str, list]:
