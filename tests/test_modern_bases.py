@@ -466,3 +466,23 @@ def test_transformers_4_finds_every_weight_of_the_finished_folders(runs, tf4_rea
     assert tf4_reads[base]["missing_weights"] == []  # the published base, as a reference
     for kind in ("full", "merged"):
         assert tf4_reads[str(runs[base][kind])]["missing_weights"] == [], kind
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("base", MODERN_BASES)
+def test_a_finished_folder_decodes_as_nsmc_gen_recommends_and_stops_at_the_bases_eos(
+    runs, modern_repos, base
+):
+    """Llama-3.2's own sampling defaults (temperature 0.6, top_p 0.9) are the base's, not the review
+    model's: a finished folder carries nsmc-gen's decoding, with the base's EOS and pad."""
+    from nsmc_gen.decoding import recommended_generation_config
+
+    published = base_file(modern_repos, base, "generation_config.json")
+    tokenizer = AutoTokenizer.from_pretrained(runs[base]["full"])
+    recommended = recommended_generation_config(tokenizer).to_dict()
+    for kind in ("full", "merged", "adapter"):
+        saved = json.loads((runs[base][kind] / "generation_config.json").read_text(encoding="utf-8"))
+        for key in ("do_sample", "temperature", "top_p", "top_k", "repetition_penalty", "max_new_tokens"):
+            assert saved[key] == recommended[key], (kind, key)
+        assert saved["eos_token_id"] == published.get("eos_token_id", tokenizer.eos_token_id), kind
+        assert saved["pad_token_id"] == tokenizer.pad_token_id, kind
