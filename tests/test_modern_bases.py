@@ -486,3 +486,13 @@ def test_a_finished_folder_decodes_as_nsmc_gen_recommends_and_stops_at_the_bases
             assert saved[key] == recommended[key], (kind, key)
         assert saved["eos_token_id"] == published.get("eos_token_id", tokenizer.eos_token_id), kind
         assert saved["pad_token_id"] == tokenizer.pad_token_id, kind
+
+
+def test_lora_on_exaone4_without_targets_names_them_before_training(modern_repos, small_nsmc):
+    """peft has no default LoRA targets for exaone4: the recipes name them; without, a clear stop."""
+    argv = ["--model_name_or_path", EXAONE, "--use_peft", "--data_dir", str(small_nsmc), "--max_length", "32"]
+    _, model_args, data_args, _ = parse_args(argv)
+    with pytest.raises(
+        ValueError, match=r"peft has no default for 'exaone4'; choose among \[.*'q_proj'.*all-linear"
+    ):
+        load_model(model_args, data_args)
