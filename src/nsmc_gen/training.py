@@ -25,7 +25,9 @@ import logging
 import math
 import os
 import shlex
+import shutil
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,13 +45,15 @@ from transformers import (
     HfArgumentParser,
     PreTrainedModel,
     PreTrainedTokenizerBase,
+    PrinterCallback,
+    ProgressCallback,
     Trainer,
     TrainerCallback,
     TrainingArguments,
 )
 from transformers.integrations import is_deepspeed_zero3_enabled
 from transformers.pytorch_utils import Conv1D
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from nsmc_gen import __version__
 from nsmc_gen.card import DEFAULT_DATASET, hub_model_id
@@ -61,7 +65,7 @@ from nsmc_gen.formatting import (
     ReviewFormat,
     tokenize_reviews,
 )
-from nsmc_gen.model_folder import MERGED_DIR, LoraFacts, RunFacts
+from nsmc_gen.model_folder import MERGED_DIR, RUN_FACTS, LoraFacts, RunFacts
 from nsmc_gen.modeling import (
     EMBEDDED,
     EMBEDDED_BASE,
@@ -104,6 +108,13 @@ class ScriptArguments:
     )
     calibration_reviews: int = field(
         default=200, metadata={"help": "reviews sampled per sentiment in each calibration round"}
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "train afresh into an output_dir that already holds a finished model (its checkpoints "
+            "are deleted, its files replaced); without it such a run is refused"
+        },
     )
     cpu_threads: int | None = field(
         default=None,
@@ -356,6 +367,45 @@ def validate_args(
     checkpoint = training_args.resume_from_checkpoint
     if checkpoint and not _no_resume(checkpoint) and not Path(checkpoint).is_dir():
         raise FileNotFoundError(f"resume_from_checkpoint: no checkpoint folder {checkpoint}")
+    _check_output_dir(script_args, training_args)
+
+
+# Files a finished run writes at the top of output_dir; a run that crashed has only checkpoint-N/.
+FINISHED_FILES = (RUN_FACTS, "config.json", "adapter_config.json")
+
+
+def finished_model_files(output_dir: str | Path) -> list[str]:
+    """The finished model's files already in ``output_dir`` (empty: nothing finished there)."""
+    return [name for name in FINISHED_FILES if (Path(output_dir) / name).is_file()]
+
+
+def _check_output_dir(script_args: ScriptArguments, training_args: TrainingArguments) -> None:
+    """Refuse to train into a finished run's folder unless told how (HF's example scripts refuse too).
+
+    Resuming its last checkpoint silently would train 0 steps and rewrite its facts (a 5-step run
+    written up as the 938 steps of the checkpoint it resumed, its test perplexity "not recorded");
+    a run that crashed (checkpoints, no finished files) still resumes by itself. With
+    ``overwrite_output_dir`` the run starts afresh: the old checkpoints go, or the Trainer's
+    rotation would delete the new run's (lower-numbered) ones and a later crash would resume the old run.
+    """
+    output_dir = Path(training_args.output_dir)
+    finished = finished_model_files(output_dir)
+    resume = training_args.resume_from_checkpoint
+    if script_args.overwrite_output_dir:
+        training_args.resume_from_checkpoint = "false"  # afresh: the field last_checkpoint reads
+        if training_args.process_index == 0:
+            for old in sorted(output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*")):
+                logger.warning("overwrite_output_dir: deleting %s", old)
+                shutil.rmtree(old)
+    elif finished and not (resume and not _no_resume(resume)):
+        found = get_last_checkpoint(output_dir) if output_dir.is_dir() else None
+        checkpoint = found or f"{output_dir}/{PREFIX_CHECKPOINT_DIR}-N"
+        raise ValueError(
+            f"output_dir {output_dir} already holds a finished model ({', '.join(finished)}); training "
+            "into it would replace the model and its run facts. Choose another --output_dir, pass "
+            "--overwrite_output_dir true to train afresh into it, or --resume_from_checkpoint "
+            f"{checkpoint} to resume one of its checkpoints"
+        )
 
 
 def set_cpu_threads(cpu_threads: int | None, training_args: TrainingArguments) -> int:
@@ -378,7 +428,8 @@ def _no_resume(value: str | None) -> bool:
 
 
 def last_checkpoint(training_args: TrainingArguments) -> str | None:
-    """The checkpoint to resume from: ``resume_from_checkpoint``, else the last one in output_dir.
+    """The checkpoint to resume from: ``resume_from_checkpoint``, else the last one in output_dir
+    (a run that crashed; :func:`parse_args` refuses a finished run's folder unless told how).
 
     ``--resume_from_checkpoint false`` starts afresh even when output_dir holds checkpoints.
     """
@@ -588,7 +639,7 @@ def build_trainer(
     callbacks = list(callbacks or [])
     if script_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=script_args.early_stopping_patience))
-    return Trainer(
+    trainer = Trainer(
         model=model,
         args=training_args,
         train_dataset=data["train"],
@@ -598,6 +649,75 @@ def build_trainer(
         compute_metrics=perplexity_metrics,
         preprocess_logits_for_metrics=review_token_nll,
         callbacks=callbacks,
+    )
+    if not _is_terminal(sys.stderr):
+        # tqdm redraws its bar with carriage returns, which a log file or CI keeps as one line per
+        # redraw (~500 for the no-argument run), and it writes every logging_steps dict on a line of
+        # its own; PrinterCallback (disable_tqdm) prints the dicts too. The dicts stay in
+        # trainer_state.json's log_history.
+        trainer.remove_callback(ProgressCallback)
+        trainer.remove_callback(PrinterCallback)
+        trainer.add_callback(LogProgressCallback())
+    return trainer
+
+
+def _is_terminal(stream: Any) -> bool:
+    return bool(getattr(stream, "isatty", None)) and stream.isatty()
+
+
+class LogProgressCallback(TrainerCallback):
+    """Training progress for a log file: one bar, drawn again on a new line at each tenth of the run
+    (and the validation figures once per evaluation), on stderr, by the main process only.
+
+    Example line: ``train [######--------------]  30%  282/938 steps  loss 4.870  1:05 elapsed, ~2:31 left``
+    """
+
+    def __init__(self, lines: int = 10, stream: Any = None) -> None:
+        self.lines = lines
+        self.stream = stream
+        self.loss: float | None = None
+        self.started = 0.0
+        self.shown = -1
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.stream or sys.stderr, flush=True)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started, self.shown = time.monotonic(), -1
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.loss = float(logs["loss"])
+
+    def on_step_end(self, args, state, control, **kwargs):
+        total, step = max(state.max_steps, 1), state.global_step
+        tenth = step * self.lines // total
+        if not state.is_world_process_zero or (tenth == self.shown and step < total):
+            return
+        self.shown = tenth
+        elapsed = time.monotonic() - self.started
+        left = elapsed / max(step, 1) * (total - step)
+        width = 20
+        bar = "#" * (width * step // total) + "-" * (width - width * step // total)
+        loss = "" if self.loss is None else f"  loss {self.loss:.3f}"
+        self._print(
+            f"train [{bar}] {100 * step // total:3d}%  {step}/{total} steps{loss}  "
+            f"{_clock(elapsed)} elapsed, ~{_clock(left)} left"
+        )
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if state.is_world_process_zero and metrics:
+            ours = [key for key in ("eval_token_loss", "eval_perplexity") if key in metrics]
+            figures = ", ".join(
+                f"{key.removeprefix('eval_')} {metrics[key]:.4g}" for key in ours or ["eval_loss"]
+            )
+            self._print(f"eval  step {state.global_step}: {figures}")
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    return (
+        f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}" if minutes >= 60 else f"{minutes}:{seconds:02d}"
     )
 
 
