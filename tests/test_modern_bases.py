@@ -64,6 +64,8 @@ PROMPT = (
 )
 # bf16 / fp16 weights against float32: a few 2**-8 relative steps on logits of order 1.
 HALF_TOLERANCE = {"atol": 5e-2, "rtol": 2e-2}
+# The same model in one half dtype: the merged weights' rounding (measured 5e-3 in bf16, 7e-4 in fp16).
+MERGE_TOLERANCE = {"atol": 2e-2, "rtol": 2e-2}
 MACHINE_KEYS = ("is_local", "local_files_only")
 tf4_python = test_transformers4.tf4_python  # the 4.57 venv's interpreter (a fixture)
 
@@ -230,10 +232,10 @@ def test_the_adapter_and_its_merged_model_agree_in_the_same_dtype(runs, base):
             untouched = adapter(ids).logits
         adapted, merged_logits = adapter(ids).logits, merged(ids).logits
     moved = (adapted.float() - untouched.float()).abs().max().item()
-    assert moved > 10 * HALF_TOLERANCE["atol"], (
+    assert moved > 10 * MERGE_TOLERANCE["atol"], (
         "the adapter must move the logits for this test to mean anything"
     )
-    torch.testing.assert_close(merged_logits.float(), adapted.float(), **HALF_TOLERANCE)
+    torch.testing.assert_close(merged_logits.float(), adapted.float(), **MERGE_TOLERANCE)
     gap = (merged_logits.float() - adapted.float()).abs().max().item()
     print(f"\n{base}: adapter moved logits by {moved:.3f}; |merged - adapter| = {gap:.1e} ({merged.dtype})")
 
