@@ -244,7 +244,7 @@ def test_the_adapter_and_its_merged_model_agree_in_the_same_dtype(runs, base):
 @pytest.mark.parametrize("base", MODERN_BASES)
 def test_generate_prints_reviews_from_each_finished_folder(runs, capsys, base):
     folders = runs[base]  # trained first: its output is not the command's
-    for kind in ("full", "merged"):
+    for kind in ("full", "merged", "adapter"):
         capsys.readouterr()
         argv = ["generate", str(folders[kind]), "--sentiment", "positive", "--max-new-tokens", "6"]
         code = cli.main([*argv, "--num-return-sequences", "2", "--seed", "0", "--json"])
