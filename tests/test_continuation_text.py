@@ -41,7 +41,8 @@ torch.set_num_threads(1)
 tokenizer = AutoTokenizer.from_pretrained(folder)
 special = set(tokenizer.all_special_ids)
 vocab = sorted(tokenizer.get_vocab().items())
-words = [i for t, i in vocab if t.startswith("\u2581") and len(t) > 1 and i not in special]
+# a Hangul word: 4.57's pipeline also cleans up spaces before punctuation (" !" -> "!") by default
+words = [i for t, i in vocab if t[:1] == "\u2581" and "\uac00" <= t[1:2] <= "\ud7a3" and i not in special]
 allowed = lambda batch_id, ids: words[:200]
 settings = dict(do_sample=False, max_new_tokens=4, prefix_allowed_tokens_fn=allowed)
 pipe = pipeline("text-generation", model=folder)
@@ -83,8 +84,8 @@ def folders(tmp_path_factory, tokenizer) -> dict[str, tuple[Path, PreTrainedToke
     kogpt2 = PreTrainedTokenizerFast(
         tokenizer_object=kogpt2_tokenizer(nsmc_sample_reviews("test")[:3000]), **KOGPT2_DOCUMENTED_TOKENS
     )
-    kogpt2_model = GPT2LMHeadModel(GPT2Config(vocab_size=len(kogpt2), n_layer=2, n_embd=32, n_head=2))
     torch.manual_seed(0)
+    kogpt2_model = GPT2LMHeadModel(GPT2Config(vocab_size=len(kogpt2), n_layer=2, n_embd=32, n_head=2))
     return {
         "embedded": (finished_folder(root / "embedded", build_tiny_model(tokenizer), tokenizer), tokenizer),
         "kogpt2": (finished_folder(root / "kogpt2", kogpt2_model.eval(), kogpt2), kogpt2),
@@ -147,8 +148,9 @@ def test_whole_reviews_and_token_ids_stay_as_they_were(folders, layout):
     assert saved(reviews)["input_ids"] == ids
     assert [saved.decode(x) for x in ids] == [trained_with.decode(x) for x in ids]
     assert saved.decode(trained_with("긍정 재밌는 영화")["input_ids"]) == "긍정 재밌는 영화"
-    # a continuation whose word merely starts like a sentiment word keeps its space
-    assert saved.decode(trained_with("긍정적인 영화")["input_ids"]) == " 긍정적인 영화"
+    # a model that glues its first token to the sentiment word: the whole text as before
+    assert saved.decode(trained_with("긍정보기 좋은 영화")["input_ids"]) == "긍정보기 좋은 영화"
+    assert saved.decode(trained_with("이 영화")["input_ids"]) == " 이 영화"  # the price: no sentiment word
 
 
 def test_only_decoders_that_strip_change_and_twice_is_once():
@@ -161,7 +163,7 @@ def test_only_decoders_that_strip_change_and_twice_is_once():
     once = continuation_decoder(embedded, fmt)
     again = continuation_decoder(once, other)
     assert len(again["decoders"]) == len(once["decoders"]) == len(embedded["decoders"])
-    assert again["decoders"][-1]["pattern"]["Regex"] == r"\A (?=(?:좋아|싫어)(?:: |:\z))"
+    assert again["decoders"][-1]["pattern"]["Regex"] == r"\A (?=좋아|싫어)"
 
 
 def embedded_tokenizer_json() -> str:

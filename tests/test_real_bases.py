@@ -24,6 +24,9 @@ from nsmc_gen.modeling import load_model_and_tokenizer
 from nsmc_gen.training import MERGED_DIR, load_model, parse_args, prepare_datasets
 
 REVIEWS = nsmc_sample_reviews("test")[:300]
+# Whole texts of a fine-tuned model: what decode must give back exactly (a finished folder's decoder keeps
+# a continuation's leading space, so a bare review decoded alone starts with one: continuation_decoder)
+WHOLE_TEXTS = [ReviewFormat().example(review, i % 2) for i, review in enumerate(REVIEWS)]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +42,9 @@ def assert_faithful_kogpt2_tokenizer(tokenizer, documented) -> None:
     assert [getattr(tokenizer, name) for name in special] == [1, 1, 3, 5, 6]
     ids = tokenizer(REVIEWS, add_special_tokens=False)["input_ids"]
     assert ids == documented(REVIEWS, add_special_tokens=False)["input_ids"]
-    assert [tokenizer.decode(x) for x in ids] == REVIEWS
+    whole = tokenizer(WHOLE_TEXTS, add_special_tokens=False)["input_ids"]
+    assert whole == documented(WHOLE_TEXTS, add_special_tokens=False)["input_ids"]
+    assert [tokenizer.decode(x) for x in whole] == WHOLE_TEXTS
 
 
 def test_the_documented_way_round_trips_the_replica(documented_tokenizer):

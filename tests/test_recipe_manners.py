@@ -14,7 +14,7 @@ from conftest import REPO, load_finetune_recipe, write_nsmc_slice
 from transformers import TrainerCallback
 
 from nsmc_gen.model_folder import RUN_FACTS
-from nsmc_gen.training import parse_args
+from nsmc_gen.training import check_output_dir, last_checkpoint, parse_args
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +46,9 @@ def facts(folder: Path) -> dict:
 
 def test_a_finished_folder_is_refused_naming_the_flags(finished_run, data_dir):
     before = (finished_run / RUN_FACTS).read_bytes()
+    *_, training_args = parse_args(args(data_dir, finished_run, "--max_steps", "5"))
     with pytest.raises(ValueError) as refused:
-        parse_args(args(data_dir, finished_run, "--max_steps", "5"))
+        last_checkpoint(training_args)  # what the recipe asks before training
     message = str(refused.value)
     assert f"output_dir {finished_run} already holds a finished model ({RUN_FACTS}, config.json)" in message
     assert "--overwrite_output_dir true" in message
@@ -55,8 +56,11 @@ def test_a_finished_folder_is_refused_naming_the_flags(finished_run, data_dir):
     for flag in ("--overwrite_output_dir", "--resume_from_checkpoint", "--output_dir"):
         assert flag in message
     assert (finished_run / RUN_FACTS).read_bytes() == before
-    with pytest.raises(ValueError, match="already holds a finished model"):  # "false" is no licence either
-        parse_args(args(data_dir, finished_run, "--resume_from_checkpoint", "false"))
+    with pytest.raises(ValueError, match="already holds a finished model"):
+        check_output_dir(training_args)  # what a script asks first
+    for told in (("--overwrite_output_dir", "false"), ("--resume_from_checkpoint", "no/such/ckpt")):
+        with pytest.raises((ValueError, FileNotFoundError)):
+            check_output_dir(parse_args(args(data_dir, finished_run, *told))[-1])
 
 
 def test_the_recipe_script_refuses_before_any_work(finished_run, data_dir):
@@ -69,6 +73,7 @@ def test_the_recipe_script_refuses_before_any_work(finished_run, data_dir):
     )
     assert proc.returncode != 0
     assert "already holds a finished model" in proc.stderr.splitlines()[-1]
+    assert "train [" not in proc.stderr  # not one step
 
 
 def test_overwrite_trains_afresh_with_true_facts(finished_run, data_dir, tmp_path):

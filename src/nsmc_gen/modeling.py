@@ -463,33 +463,26 @@ def continuation_decoder(
     in 4.57 too), so ``pipeline("긍정")`` gives "긍정재밌는 영화": a missing space changes Korean
     words. A decoder cannot tell a continuation from a whole text by its tokens; but every whole
     text of a fine-tuned model starts with one of its sentiment words (the prompt format), so the
-    decoder keeps a leading space except before a sentiment word followed by the separator or the
-    end: ``Replace`` with a regex after ``Fuse`` (tokenizers' Oniguruma supports ``\A``, ``\z`` and
-    lookahead, in 0.22 as in 0.23). Whole reviews ("긍정 재밌는 영화") decode as before, and token
-    ids do not change. What it costs: a text that starts with neither word (a bare review
-    encoded and decoded alone) decodes with a leading space. Candidates rejected: a decoder without
-    the strip (every whole text would start with a space); a change to the pre-tokenizer (it would
-    change token ids). Byte-level tokenizers (Qwen, Llama-3) carry the space on the next token and
-    strip nothing: their decoder is kept (None).
+    decoder keeps a leading space except before a sentiment word: ``Replace`` with a regex after
+    ``Fuse`` (tokenizers' Oniguruma supports ``\A`` and lookahead, in 0.22 as in 0.23). Whole
+    texts ("긍정 재밌는 영화", and "긍정보기 ..." where a model glued its first token to the word)
+    decode as before, and token ids do not change. What it costs: a text that starts with neither
+    word (a bare review encoded and decoded alone) decodes with a leading space, and a continuation
+    whose first word starts with a sentiment word (" 부정적인 ...") still loses it (the word alone
+    cannot be told from a whole text's start). Candidates rejected: a decoder without the strip
+    (every whole text would start with a space); a change to the pre-tokenizer (token ids would
+    change). Byte-level tokenizers (Qwen, Llama-3) carry the space on the next token and strip
+    nothing: their decoder is kept (None).
 
     Example:
         >>> from nsmc_gen.formatting import ReviewFormat
         >>> kogpt2 = {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True}
         >>> steps = continuation_decoder(kogpt2, ReviewFormat())["decoders"]
         >>> steps[0]["prepend_scheme"], steps[-1]["pattern"]["Regex"]
-        ('never', '\\A (?=(?:긍정|부정)(?: |\\z))')
+        ('never', '\\A (?=긍정|부정)')
     """
     words = "|".join(_onig_escape(w) for w in (review_format.positive_word, review_format.negative_word))
-    after = "|".join(
-        dict.fromkeys(
-            [_onig_escape(review_format.separator), _onig_escape(review_format.separator.rstrip()) + r"\z"]
-        )
-    )
-    keep = {
-        "type": "Replace",
-        "pattern": {"Regex": f"{_KEEP_SPACE_PREFIX}(?:{words})(?:{after}))"},
-        "content": "",
-    }
+    keep = {"type": "Replace", "pattern": {"Regex": f"{_KEEP_SPACE_PREFIX}{words})"}, "content": ""}
     if not isinstance(decoder, dict):
         return None
     if decoder.get("type") == "Metaspace" and decoder.get("prepend_scheme", "always") != "never":
@@ -608,7 +601,7 @@ def publish_dtype(model_name_or_path: str, revision: str | None = None) -> torch
     The embedded base is the exception: its weights are stored in float16 only to keep the package
     small, and it is pretrained and fine-tuned in float32 on a CPU. Its fine-tunes are float32: a
     CPU computes no faster in half precision, float16 would round every fine-tuned weight to
-    2**-11 for no gain (the folder is ~11 MB in float32), and a folder saved in float16 would load
+    2**-11 for no gain (the folder is 15 MB in float32), and a folder saved in float16 would load
     as float16 by default in transformers 5 (``dtype="auto"``), slower and less exact on a CPU.
 
     Example:

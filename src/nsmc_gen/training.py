@@ -367,7 +367,8 @@ def validate_args(
     checkpoint = training_args.resume_from_checkpoint
     if checkpoint and not _no_resume(checkpoint) and not Path(checkpoint).is_dir():
         raise FileNotFoundError(f"resume_from_checkpoint: no checkpoint folder {checkpoint}")
-    _check_output_dir(script_args, training_args)
+    if script_args.overwrite_output_dir:
+        _start_afresh(training_args)
 
 
 # Files a finished run writes at the top of output_dir; a run that crashed has only checkpoint-N/.
@@ -379,26 +380,24 @@ def finished_model_files(output_dir: str | Path) -> list[str]:
     return [name for name in FINISHED_FILES if (Path(output_dir) / name).is_file()]
 
 
-def _check_output_dir(script_args: ScriptArguments, training_args: TrainingArguments) -> None:
+def check_output_dir(training_args: TrainingArguments) -> None:
     """Refuse to train into a finished run's folder unless told how (HF's example scripts refuse too).
 
     Resuming its last checkpoint silently would train 0 steps and rewrite its facts (a 5-step run
-    written up as the 938 steps of the checkpoint it resumed, its test perplexity "not recorded");
-    a run that crashed (checkpoints, no finished files) still resumes by itself. With
-    ``overwrite_output_dir`` the run starts afresh: the old checkpoints go, or the Trainer's
-    rotation would delete the new run's (lower-numbered) ones and a later crash would resume the old run.
+    written up as the 938 steps of the checkpoint it resumed, its test perplexity "not recorded").
+    Told how: ``--resume_from_checkpoint DIR`` resumes that checkpoint, ``--overwrite_output_dir
+    true`` (or ``--resume_from_checkpoint false``) starts afresh. A run that crashed (checkpoints,
+    no finished files) still resumes by itself. :func:`last_checkpoint` checks this; a script calls
+    it first, right after :func:`parse_args`, to refuse before loading anything.
+
+    Example:
+        >>> _, _, _, training_args = parse_args(["--output_dir", "/tmp/nsmc-gen-nothing-here"])
+        >>> check_output_dir(training_args)  # nothing finished there: passes
     """
     output_dir = Path(training_args.output_dir)
     finished = finished_model_files(output_dir)
-    resume = training_args.resume_from_checkpoint
-    if script_args.overwrite_output_dir:
-        training_args.resume_from_checkpoint = "false"  # afresh: the field last_checkpoint reads
-        if training_args.process_index == 0:
-            for old in sorted(output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*")):
-                logger.warning("overwrite_output_dir: deleting %s", old)
-                shutil.rmtree(old)
-    elif finished and not (resume and not _no_resume(resume)):
-        found = get_last_checkpoint(output_dir) if output_dir.is_dir() else None
+    if finished and not training_args.resume_from_checkpoint:
+        found = get_last_checkpoint(output_dir)
         checkpoint = found or f"{output_dir}/{PREFIX_CHECKPOINT_DIR}-N"
         raise ValueError(
             f"output_dir {output_dir} already holds a finished model ({', '.join(finished)}); training "
@@ -406,6 +405,17 @@ def _check_output_dir(script_args: ScriptArguments, training_args: TrainingArgum
             "--overwrite_output_dir true to train afresh into it, or --resume_from_checkpoint "
             f"{checkpoint} to resume one of its checkpoints"
         )
+
+
+def _start_afresh(training_args: TrainingArguments) -> None:
+    """``overwrite_output_dir``: no resuming, and the old run's checkpoints go (the main process
+    deletes them), or the Trainer's rotation would delete the new run's lower-numbered ones and a
+    later crash would resume the old run."""
+    training_args.resume_from_checkpoint = "false"  # the field last_checkpoint reads
+    if training_args.process_index == 0:
+        for old in sorted(Path(training_args.output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*")):
+            logger.warning("overwrite_output_dir: deleting %s", old)
+            shutil.rmtree(old)
 
 
 def set_cpu_threads(cpu_threads: int | None, training_args: TrainingArguments) -> int:
@@ -429,10 +439,11 @@ def _no_resume(value: str | None) -> bool:
 
 def last_checkpoint(training_args: TrainingArguments) -> str | None:
     """The checkpoint to resume from: ``resume_from_checkpoint``, else the last one in output_dir
-    (a run that crashed; :func:`parse_args` refuses a finished run's folder unless told how).
+    (a run that crashed; a finished run's folder is refused unless told how: :func:`check_output_dir`).
 
     ``--resume_from_checkpoint false`` starts afresh even when output_dir holds checkpoints.
     """
+    check_output_dir(training_args)
     if training_args.resume_from_checkpoint:
         return (
             None if _no_resume(training_args.resume_from_checkpoint) else training_args.resume_from_checkpoint
