@@ -153,6 +153,29 @@ def test_each_replica_loads_by_id_with_its_real_special_ids(modern_repos, base):
     }[base]
     published = base_file(modern_repos, base, "generation_config.json")
     assert tuple(published.get(k) for k in ("do_sample", "temperature", "top_p", "eos_token_id")) == sampling
+    assert stored_dtypes(modern_repos[base]) == {MODERN_DTYPES[base]}
+
+
+def stored_dtypes(folder: Path) -> set[torch.dtype]:
+    """The dtypes of a folder's weights: model.safetensors, or pytorch_model.bin (polyglot-ko's, 2022)."""
+    if not (folder / "model.safetensors").is_file():
+        return {t.dtype for t in torch.load(folder / "pytorch_model.bin", weights_only=True).values()}
+    with safe_open(folder / "model.safetensors", "pt") as weights:
+        return {weights.get_tensor(k).dtype for k in weights.keys()}  # noqa: SIM118 (safe_open is not iterable)
+
+
+# ---------------------------------------------------------------- training examples vs. what clients send
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("base", MODERN_BASES)
+def test_the_pipeline_prompt_is_a_prefix_of_a_training_example_with_one_bos_and_one_eos(
+    runs, small_nsmc, base
+):
+    folder = runs[base]["full"]
+    _, model_args, data_args, training_args = parse_args(
+        tiny_args(FULL[base], base, small_nsmc, Path("unused"))
+    )
     _, tokenizer = load_model(model_args, data_args)
     examples = prepare_datasets(data_args, tokenizer, training_args)["train"]["input_ids"]
     base_tokenizer = AutoTokenizer.from_pretrained(base)
