@@ -517,10 +517,49 @@ def make_readable(folder: str | Path) -> None:
 def _complete(folder: Path, facts: RunFacts, review_format: ReviewFormat | None) -> None:
     """What every finished folder gets once its weights, tokenizer and generation config are in."""
     if (folder / "config.json").is_file():  # a full model (an adapter cannot carry remote code alone)
+        write_legacy_rope_keys(folder)
         install_custom_generate(folder, review_format)  # our decoding under trust_remote_code
     write_run_facts(folder, facts)
     save_model_card(folder)  # README.md (replaces the generic one peft writes beside an adapter)
     make_readable(folder)
+
+
+def write_legacy_rope_keys(folder: str | Path) -> None:
+    """Give ``config.json`` its RoPE settings under transformers 4.x's names too.
+
+    transformers 5 saves them only as ``rope_parameters``, a key 4.57 does not read: it falls back to
+    its defaults (rope_theta 10,000 for Qwen's 1,000,000 and Llama's 500,000, no llama3 scaling,
+    rotary_pct 0.25 for polyglot-ko's 0.5), so a finished folder of a modern base would compute other
+    logits in 4.x. 5.x reads ``rope_parameters`` first; keys already in the config win. A config
+    without ``rope_parameters`` (GPT-2: KoGPT2, the embedded default) is left as it is.
+
+    Example:
+        >>> import json, tempfile; folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "config.json").write_text(json.dumps({"model_type": "llama", "rope_parameters":
+        ...     {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 32.0}}))
+        >>> write_legacy_rope_keys(folder)
+        >>> config = json.loads((folder / "config.json").read_text())
+        >>> config["rope_theta"], config["rope_scaling"]
+        (500000.0, {'factor': 32.0, 'rope_type': 'llama3'})
+    """
+    path = Path(folder) / "config.json"
+    config = read_json(path) or {}
+    rope = config.get("rope_parameters")
+    if not isinstance(rope, dict) or "rope_theta" not in rope:
+        return
+    kind = rope.get("rope_type", "default")
+    legacy: dict[str, Any] = {
+        "rope_theta": rope["rope_theta"],
+        "rope_scaling": None
+        if kind == "default"
+        else {k: v for k, v in rope.items() if k not in ("rope_theta", "partial_rotary_factor")},
+    }
+    if "partial_rotary_factor" in rope:
+        legacy["partial_rotary_factor"] = rope["partial_rotary_factor"]
+    if config.get("model_type") == "gpt_neox":  # 4.x's GPT-NeoX names
+        legacy["rotary_emb_base"] = rope["rope_theta"]
+        legacy["rotary_pct"] = rope.get("partial_rotary_factor", 1.0)
+    write_text_atomic(path, json.dumps({**legacy, **config}, indent=2, sort_keys=True) + "\n")
 
 
 def _finite(value: Any) -> bool:
