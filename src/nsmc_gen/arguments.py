@@ -178,9 +178,11 @@ TRAINING_DEFAULTS: dict[str, Any] = dict(
     # DDP over gloo: otherwise every process trains alone (world_size 1), silently.
     use_cpu=not torch.cuda.is_available(),
     ddp_find_unused_parameters=False,  # every trainable weight is used each step: skip DDP's extra graph walk
-    # Mixed precision whenever a GPU supports it: bf16 where it exists, fp16 on older GPUs.
-    bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
-    fp16=torch.cuda.is_available() and not torch.cuda.is_bf16_supported(),
+    # Mixed precision whenever a GPU supports it: bf16 where the hardware has it, fp16 on older GPUs
+    # (a T4: torch counts its emulated bf16 as supported unless asked for hardware; emulated bf16 is
+    # slow). Recipes of bf16-pretrained bases switch fp16 off (it can overflow): float32 there.
+    bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False),
+    fp16=torch.cuda.is_available() and not torch.cuda.is_bf16_supported(including_emulation=False),
 )
 
 
