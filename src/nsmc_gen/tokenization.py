@@ -279,10 +279,15 @@ def save_tokenizer(
     base's tokenizer_config.json is kept (``model_max_length``; ``chat_template``, in
     chat_template.jinja), except keys that describe the machine (:data:`MACHINE_KEYS`).
 
-    With ``review_format`` (a fine-tuned model's folder), the saved tokenizer.json's decoder keeps
-    a continuation's leading space (:func:`continuation_decoder`); token ids do not change.
+    With ``review_format`` (a fine-tuned model's folder, which clients generate from), the saved
+    tokenizer.json's decoder keeps a continuation's leading space (:func:`continuation_decoder`;
+    token ids do not change), and the tokenizer pads on the left: transformers 4.57's
+    text-generation pipeline pads a batch on the side the tokenizer names, and right padding puts
+    the pads between a short prompt and its continuation (the model then continues after them).
+    Training never reads this setting: nsmc-gen's collators pad by themselves.
 
     Example:
+        >>> from nsmc_gen.modeling import load_embedded_tokenizer
         >>> save_tokenizer(load_embedded_tokenizer(), "/tmp/nsmc-gen-tokenizer")
         >>> import json; json.load(open("/tmp/nsmc-gen-tokenizer/tokenizer_config.json"))["tokenizer_class"]
         'PreTrainedTokenizerFast'
@@ -293,6 +298,8 @@ def save_tokenizer(
     if isinstance(tokenizer, PreTrainedTokenizerFast):
         saved["tokenizer_class"] = PORTABLE_TOKENIZER_CLASS
     saved = {k: v for k, v in saved.items() if k not in MACHINE_KEYS}
+    if review_format is not None:
+        saved["padding_side"] = "left"
     if isinstance(saved.get("extra_special_tokens"), list):
         # transformers 5 writes a list under this name; 4.x reads a dict there (named tokens) and fails
         # ("'list' object has no attribute 'keys'"). Both read the list as additional_special_tokens.
