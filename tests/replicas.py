@@ -372,6 +372,20 @@ def llama_files(bpe) -> dict:
     }  # fmt: skip
 
 
+def _gpt2_style_tokenizer_json(vocab: dict, merges: list, added: list[dict]) -> dict:
+    """GPT-2's byte-level pipeline as polyglot-ko and EXAONE-4 publish it: ByteLevel pre-tokenizer,
+    post-processor (adds nothing) and decoder, no normalizer; ``added``: the special tokens."""
+    byte_level = {"add_prefix_space": False, "trim_offsets": True, "use_regex": True}
+    return _tokenizer_json(
+        vocab, merges, added,
+        normalizer=None,
+        pre_tokenizer={"type": "ByteLevel", **byte_level},
+        post_processor={"type": "ByteLevel", **byte_level},
+        decoder={"type": "ByteLevel", **byte_level},
+        bpe={"continuing_subword_prefix": None, "end_of_word_suffix": None, "ignore_merges": False},
+    )  # fmt: skip
+
+
 def polyglot_files(bpe) -> dict:
     """EleutherAI/polyglot-ko-1.3b (2022: no generation_config.json, weights in pytorch_model.bin):
     GPT-NeoX, untied, byte-level BPE of 30,003 tokens in an embedding of 30,080, pad = eos =
@@ -379,15 +393,7 @@ def polyglot_files(bpe) -> dict:
     reserved = dict(enumerate(POLYGLOT_SPECIALS))
     vocab = _vocabulary(bpe, 30_003, reserved)
     added = [_added(i, t) for i, t in reserved.items()]
-    byte_level = {"add_prefix_space": False, "trim_offsets": True, "use_regex": True}
-    tokenizer = _tokenizer_json(
-        vocab, bpe[1], added,
-        normalizer=None,
-        pre_tokenizer={"type": "ByteLevel", **byte_level},
-        post_processor={"type": "ByteLevel", **byte_level},
-        decoder={"type": "ByteLevel", **byte_level},
-        bpe={"continuing_subword_prefix": None, "end_of_word_suffix": None, "ignore_merges": False},
-    )  # fmt: skip
+    tokenizer = _gpt2_style_tokenizer_json(vocab, bpe[1], added)
     config = {
         "architectures": ["GPTNeoXForCausalLM"], "bos_token_id": 0, "eos_token_id": 2, "hidden_act": "gelu",
         "hidden_size": 64, "initializer_range": 0.02, "intermediate_size": 256, "layer_norm_eps": 1e-05,
@@ -411,15 +417,7 @@ def exaone_files(bpe) -> dict:
     reserved = {i: EXAONE_SPECIALS.get(i, f"[|reserved{i}|]") for i in range(362)}
     vocab = _vocabulary(bpe, 102_400, reserved)
     added = [_added(i, t) for i, t in reserved.items()]
-    byte_level = {"add_prefix_space": False, "trim_offsets": True, "use_regex": True}
-    tokenizer = _tokenizer_json(
-        vocab, bpe[1], added,
-        normalizer=None,
-        pre_tokenizer={"type": "ByteLevel", **byte_level},
-        post_processor={"type": "ByteLevel", **byte_level},
-        decoder={"type": "ByteLevel", **byte_level},
-        bpe={"continuing_subword_prefix": None, "end_of_word_suffix": None, "ignore_merges": False},
-    )  # fmt: skip
+    tokenizer = _gpt2_style_tokenizer_json(vocab, bpe[1], added)
     config = {
         "architectures": ["Exaone4ForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 1,
         "eos_token_id": 361, "head_dim": 16, "hidden_act": "silu", "hidden_size": 64,

@@ -101,7 +101,7 @@ def server(vllm_python, folder, tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "vllm.log"
     command = [
-        *(*NSMC_GEN, "serve", "--python", str(vllm_python), str(folder)),
+        *(*NSMC_GEN, "serve", str(folder), "--python", str(vllm_python)),  # as docs/serving.md writes it
         *("--port", str(port), "--max-num-seqs", "64", "--served-model-name", "tiny"),
     ]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "PYTHONPATH": str(REPO / "src")}
@@ -401,6 +401,13 @@ def test_server_command_defaults_and_what_the_user_passes(folder):
     assert "--enforce-eager" in command and "--dtype" not in command and "--dtype=bfloat16" in command
     hub = launch.server_command("org/kogpt2-nsmc", ["--host", "0.0.0.0"], "py")
     assert "--max-model-len" not in hub and hub.count("--host") == 1 and "--enforce-eager" not in hub
+
+
+def test_python_after_model_is_nsmc_gens_not_vllms(folder, capsys, tmp_path):
+    """The documented order (MODEL first, then --python among vLLM's flags) names the interpreter."""
+    missing = tmp_path / "no-venv" / "bin" / "python"
+    assert main(["serve", str(folder), "--port", "9000", "--python", str(missing)]) == 2
+    assert f"vLLM is not importable by {missing}" in capsys.readouterr().err
 
 
 def test_serve_without_vllm_says_what_to_install(folder, capsys):

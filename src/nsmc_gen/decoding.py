@@ -87,21 +87,6 @@ def eos_sequence_bias(eos_token_id: int | list[int] | None, bias: float) -> list
     return [[[int(i)], float(bias)] for i in ids]
 
 
-def position_limit(model_config: Any) -> int | None:
-    """The model's positions (``n_positions``/``max_position_embeddings``), or None if it has no limit.
-
-    Example:
-        >>> from transformers import GPT2Config
-        >>> position_limit(GPT2Config(n_positions=128))
-        128
-    """
-    for name in ("n_positions", "max_position_embeddings"):
-        value = getattr(model_config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
-
-
 def sentiment_guidance(tokenizer: Any, review_format: ReviewFormat | None = None) -> dict[str, Any]:
     """The ``sentiment_guidance`` field: the default scale, the prompt format's words, and each
     sentiment's prompt token ids.
@@ -135,7 +120,8 @@ def recommended_generation_config(
     Args:
         tokenizer: the model's tokenizer (special token ids, sentiment prompt ids).
         review_format: the prompt format the model was trained on (default: ``ReviewFormat()``).
-        max_positions: the model's positions (:func:`position_limit`): ``max_new_tokens`` is at
+        max_positions: the model's positions
+            (:func:`~nsmc_gen.custom_generate.generate.position_limit`): ``max_new_tokens`` is at
             most half of them, leaving the other half to the prompt, so that a client using the
             folder's defaults never generates past the last position (the embedded default: 128
             positions, 64 new tokens). Not ``max_length``: transformers 5.x warns on every call

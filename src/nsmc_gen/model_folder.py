@@ -437,7 +437,8 @@ def save_finished_model(
     Example:
         >>> folder = save_finished_model(trainer, training_facts(...), ReviewFormat())  # doctest: +SKIP
     """
-    from nsmc_gen.decoding import position_limit, recommended_generation_config
+    from nsmc_gen.custom_generate.generate import position_limit
+    from nsmc_gen.decoding import recommended_generation_config
     from nsmc_gen.modeling import EMBEDDED, publish_dtype, store_weights_as
     from nsmc_gen.tokenization import save_tokenizer
 

@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="serve a model through vLLM's OpenAI-compatible server",
         description="Serve a model folder or Hub id through vLLM's OpenAI-compatible server with nsmc-gen's "
         "decoding (strict repetition penalty, nucleus with EOS kept, the length prior). vLLM lives in a venv "
-        "of its own: --python names its interpreter. Every argument after MODEL goes to vLLM.",
+        "of its own: --python names its interpreter. Every other argument after MODEL goes to vLLM.",
         epilog="Example: nsmc-gen serve runs/embedded --python ~/.venvs/vllm/bin/python --port 8000",
     )
     parser.add_argument(
@@ -36,5 +36,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_model_argument(args.model)  # a mistyped folder says so before vLLM starts (tens of seconds)
-    serve(args.model, args.vllm_args, args.python)  # replaces this process; raises ValueError if it cannot
+    python, vllm_args = _own_python(args.python, args.vllm_args)
+    serve(args.model, vllm_args, python)  # replaces this process; raises ValueError if it cannot
     return 0
+
+
+def _own_python(python: str | None, vllm_args: list[str]) -> tuple[str | None, list[str]]:
+    """``--python`` given after MODEL, where argparse's remainder took it (vLLM has no such flag).
+
+    Example:
+        >>> _own_python(None, ["--python", "/v/bin/python", "--port", "8000"])
+        ('/v/bin/python', ['--port', '8000'])
+        >>> _own_python("/a", ["--python=/b"])
+        ('/b', [])
+    """
+    rest: list[str] = []
+    args = iter(vllm_args)
+    for arg in args:
+        if arg == "--python":
+            python = next(args, None)
+            if python is None:
+                raise ValueError("--python needs the path of an interpreter with vLLM")
+        elif arg.startswith("--python="):
+            python = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+    return python, rest

@@ -402,6 +402,21 @@ def without_eos_bias(config: GenerationConfig) -> dict[str, Any]:
     return {"sequence_bias": [[list(ids), zeroed(ids, value)] for ids, value in bias]}
 
 
+def position_limit(model_config: Any) -> int | None:
+    """The model's positions (``n_positions``/``max_position_embeddings``), or None if it has no limit.
+
+    Example:
+        >>> from transformers import GPT2Config
+        >>> position_limit(GPT2Config(n_positions=128))
+        128
+    """
+    for name in ("n_positions", "max_position_embeddings"):
+        value = getattr(model_config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
 def within_positions(model_config: Any, config: GenerationConfig, prompt_width: int | None) -> dict[str, Any]:
     """The length settings, capped so that prompt and generated tokens fit the model's positions;
     empty when they fit (or the model has no position limit).
@@ -420,14 +435,7 @@ def within_positions(model_config: Any, config: GenerationConfig, prompt_width: 
         >>> within_positions(GPT2Config(n_positions=128), GenerationConfig(max_new_tokens=64), 2)
         {}
     """
-    positions = next(
-        (
-            value
-            for name in ("n_positions", "max_position_embeddings")
-            if isinstance(value := getattr(model_config, name, None), int) and value > 0
-        ),
-        None,
-    )
+    positions = position_limit(model_config)
     if positions is None or prompt_width is None:
         return {}
     room = positions - prompt_width
